@@ -1,0 +1,5 @@
+import sys
+
+from discnet.cli import main
+
+sys.exit(main())
