@@ -1,0 +1,47 @@
+"""Atomic file writes: write to a temporary sibling, rename on success.
+
+Example:
+    >>> from pathlib import Path
+    >>> import tempfile
+    >>> out = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(out) as tmp:
+    ...     _ = tmp.write_text("hi")
+    >>> out.read_text()
+    'hi'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def full_suffix(path: Path) -> str:
+    """Suffix including a compression suffix, e.g. ``.nii.gz``."""
+    suffixes = path.suffixes
+    if len(suffixes) >= 2 and suffixes[-1].lower() in {".gz", ".bz2", ".xz"}:
+        return "".join(suffixes[-2:])
+    return path.suffix
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
+
+    The temporary file keeps ``final``'s suffix so that format detection by extension still works. On an
+    exception (or interruption) the temporary file is removed and ``final`` is left untouched.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    suffix = full_suffix(final)
+    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
+    tmp = final.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
