@@ -20,9 +20,7 @@ from discnet.io import (
 from discnet.io.itk import itk_affine
 
 # An oblique-free, non-RAS affine with odd spacing and origin (axis codes I, P, R).
-AFFINE = np.array(
-    [[0.0, 0.0, 3.0, -33.5], [0.0, -0.52, 0.0, 110.25], [-0.52, 0.0, 0.0, 90.125], [0, 0, 0, 1]]
-)
+AFFINE = np.array([[0.0, 0.0, 3.0, -33.5], [0.0, -0.52, 0.0, 110.25], [-0.52, 0.0, 0.0, 90.125], [0, 0, 0, 1]])
 
 
 # GIPL stores no direction and float32 spacing: it gets an axis-aligned LPS affine with exact floats.
@@ -103,9 +101,7 @@ def test_dicom_series_folder(tmp_path):
     volume = read_volume(tmp_path)
     np.testing.assert_array_equal(volume.array, array)
     assert volume.spacing == pytest.approx((0.5, 0.75, 3.0))
-    np.testing.assert_allclose(
-        volume.affine, itk_affine((0.5, 0.75, 3.0), (10.0, -20.0, 5.0), np.eye(3).ravel())
-    )
+    np.testing.assert_allclose(volume.affine, itk_affine((0.5, 0.75, 3.0), (10.0, -20.0, 5.0), np.eye(3).ravel()))
 
 
 def test_real_non_ras_lumbar(lumbar_dir, tmp_path):
@@ -137,9 +133,7 @@ def test_messy_headers_load(shared_dir):
     folder = shared_dir / "data" / "ivd-volumes"
     for path in sorted(folder.glob("*_Labels.nii.gz")):
         volume = read_volume(path, kind="label")
-        assert volume.array.dtype.kind in "iu" and volume.spacing == pytest.approx(
-            (4.4, 0.4296875, 0.4296875)
-        )
+        assert volume.array.dtype.kind in "iu" and volume.spacing == pytest.approx((4.4, 0.4296875, 0.4296875))
         ras, _ = to_canonical(volume)
         assert ras.size == volume.array.size
 

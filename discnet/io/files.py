@@ -41,9 +41,7 @@ def volume_format(path: str | Path) -> str:
     for name, suffixes in (("nifti", NIFTI), ("itk", ITK), ("tiff", TIFF)):
         if suffix in suffixes:
             return name
-    raise InputError(
-        path, f"unknown image format '{suffix or path.name}'", f"use one of {', '.join(SUFFIXES)}"
-    )
+    raise InputError(path, f"unknown image format '{suffix or path.name}'", f"use one of {', '.join(SUFFIXES)}")
 
 
 def _check_exists(path: Path) -> str:
@@ -83,9 +81,7 @@ def _check_values(volume: Volume, kind: str) -> None:
         raise InputError(volume.path, "holds no voxels", "check the file")
     if kind == "label":
         if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
-            raise InputError(
-                volume.path, "label map has non-integer values", "give a label map, not an image"
-            )
+            raise InputError(volume.path, "label map has non-integer values", "give a label map, not an image")
         if array.min() < 0:
             raise InputError(volume.path, "label map has negative values", "give a label map, not an image")
     elif array.dtype.kind == "f" and not np.isfinite(array).all():
@@ -94,9 +90,7 @@ def _check_values(volume: Volume, kind: str) -> None:
         raise InputError(volume.path, "header has a degenerate orientation matrix", "fix the header")
 
 
-def read_volume(
-    path: str | Path, spacing: tuple[float, float, float] | None = None, kind: str = "image"
-) -> Volume:
+def read_volume(path: str | Path, spacing: tuple[float, float, float] | None = None, kind: str = "image") -> Volume:
     """Read an image (``kind='image'``) or label map (``kind='label'``) as a 3D :class:`Volume`.
 
     Args:

@@ -31,9 +31,7 @@ def _read_csv(path: Path) -> dict[int, str]:
     try:
         return {int(row["label"]): row["level"].strip() for row in rows}
     except ValueError as err:
-        raise InputError(
-            path, f"has a label that is not an integer ({err})", "use integer label values"
-        ) from err
+        raise InputError(path, f"has a label that is not an integer ({err})", "use integer label values") from err
 
 
 def _read_itksnap(path: Path) -> dict[int, str]:
@@ -43,9 +41,7 @@ def _read_itksnap(path: Path) -> dict[int, str]:
             continue
         fields = shlex.split(line)
         if len(fields) < 8:
-            raise InputError(
-                path, f"line {number} is not an ITK-SNAP label line", "export it from ITK-SNAP again"
-            )
+            raise InputError(path, f"line {number} is not an ITK-SNAP label line", "export it from ITK-SNAP again")
         index = int(fields[0])
         if index != 0:
             levels[index] = fields[7]
@@ -61,9 +57,7 @@ def read_levels(path: str | Path | None) -> dict[int, str]:
         return default_levels()
     path = Path(path)
     if not path.is_file():
-        raise InputError(
-            path, "levels file not found", "give a levels.csv (label,level) or ITK-SNAP .label file"
-        )
+        raise InputError(path, "levels file not found", "give a levels.csv (label,level) or ITK-SNAP .label file")
     levels = _read_csv(path) if path.suffix.lower() == ".csv" else _read_itksnap(path)
     if len(set(levels.values())) != len(levels):
         raise InputError(path, "names the same level twice", "give each level one label value")

@@ -57,9 +57,7 @@ def read_tiff(path: Path, spacing: tuple[float, float, float] | None = None) -> 
         found = _tag_spacing(tif)
     spacing = tuple(spacing) if spacing is not None else found
     if spacing is None:
-        raise InputError(
-            path, "TIFF stack has no voxel spacing in its tags", "give the spacing explicitly (--spacing)"
-        )
+        raise InputError(path, "TIFF stack has no voxel spacing in its tags", "give the spacing explicitly (--spacing)")
     if array.ndim == 2:
         array = array[None]
     return Volume(array=array, affine=tiff_affine(spacing), path=path, header={"tiff_spacing": spacing})
