@@ -1,0 +1,157 @@
+"""LightningDataModule: subjects from a manifest, preprocessed once, served as slices.
+
+Training uses every session of the training subjects (the paper's repetition-as-augmentation) and serves
+single slices from memory; validation yields whole session-1 volumes of the validation subjects so that a
+3D Dice per subject can be computed on the native grid.
+
+Example (with a manifest that has a ``split`` column):
+    >>> dm = DiscDataModule("subjects.csv", input={"name": "stretched"}, image_size=128)  # doctest: +SKIP
+    >>> dm.setup("fit")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from rich.progress import track
+from torch.utils.data import DataLoader, Dataset
+
+from discnet.data.cache import cache_key, cached_stack
+from discnet.data.manifest import load_manifest
+from discnet.data.preprocess import InputConfig, SliceStack, prepare_volume
+from discnet.errors import InputError
+from discnet.io import read_volume
+
+
+class SliceDataset(Dataset):
+    """Slices held in memory: item ``i`` is ``(image (1, S, S) float32, label (S, S) int64)``."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i, None].float(), self.labels[i].long()
+
+
+@dataclass
+class ValidationVolume:
+    """A whole validation scan: its slices for the network and its native disc mask."""
+
+    subject: str
+    images: torch.Tensor
+    native_labels: np.ndarray
+    native_shape: tuple[int, int]
+
+
+class VolumeDataset(Dataset):
+    def __init__(self, volumes: list[ValidationVolume]):
+        self.volumes = volumes
+
+    def __len__(self) -> int:
+        return len(self.volumes)
+
+    def __getitem__(self, i) -> ValidationVolume:
+        return self.volumes[i]
+
+
+def _first(batch):
+    return batch[0]
+
+
+class DiscDataModule(L.LightningDataModule):
+    """Slices of the subjects in ``manifest`` for training and whole volumes for validation.
+
+    Args:
+        manifest: ``subjects.csv`` with a ``split`` column (``discnet split`` writes it).
+        input: an input preset (see :class:`~discnet.data.preprocess.InputConfig`).
+        image_size: side of the square network input (512 in the paper).
+        batch_size: training slices per batch.
+        num_workers: DataLoader workers for training.
+        cache_dir: folder for preprocessed stacks shared between runs (None: memory only).
+        seed: seed of the augmentation draws.
+        val_split: split name used for validation.
+    """
+
+    def __init__(
+        self,
+        manifest: str,
+        input: dict | InputConfig | None = None,
+        image_size: int = 256,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        val_split: str = "val",
+    ):
+        super().__init__()
+        self.manifest = Path(manifest)
+        self.input = input if isinstance(input, InputConfig) else InputConfig(**dict(input or {}))
+        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.cache_dir, self.seed, self.val_split = cache_dir, seed, val_split
+        self.train_set: SliceDataset | None = None
+        self.val_set: VolumeDataset | None = None
+
+    def _stack(self, row, rng: np.random.Generator | None) -> SliceStack:
+        settings = {"input": vars(self.input), "size": self.image_size, "augment_seed": self.seed if rng else None}
+        key = cache_key([row.image, row.label], settings)
+
+        def compute() -> SliceStack:
+            image = read_volume(row.image)
+            label = read_volume(row.label, kind="label")
+            if label.shape != image.shape:
+                raise InputError(
+                    row.label,
+                    f"label shape {label.shape} differs from image shape {image.shape}",
+                    "give the label map drawn on this image",
+                )
+            return prepare_volume(image, label, self.input, self.image_size, rng)
+
+        return cached_stack(self.cache_dir, key, compute)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.val_set is not None:
+            return
+        table = load_manifest(self.manifest, require_labels=True)
+        if "split" not in table.columns:
+            raise InputError(self.manifest, "has no 'split' column", f"run: discnet split {self.manifest} --val N")
+        train_rows = table[table["split"] == "train"]
+        val_rows = table[(table["split"] == self.val_split) & (table["session"] == 1)]
+        if train_rows.empty or val_rows.empty:
+            raise InputError(
+                self.manifest,
+                "needs training subjects and session-1 validation subjects",
+                f"run: discnet split {self.manifest} --val N",
+            )
+        rng = np.random.default_rng(self.seed)
+        pairs = [
+            self._stack(row, rng).training_pairs(self.input.delete_blanks)
+            for row in track(list(train_rows.itertuples()), description="Preparing training volumes")
+        ]
+        self.train_set = SliceDataset(torch.cat([p[0] for p in pairs]), torch.cat([p[1] for p in pairs]))
+        volumes = []
+        for row in val_rows.itertuples():
+            stack = self._stack(row, None)
+            volumes.append(ValidationVolume(str(row.subject), stack.images, stack.native_labels, stack.native_shape))
+        self.val_set = VolumeDataset(volumes)
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=False,
+            num_workers=self.num_workers,
+            generator=generator,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=1, shuffle=False, collate_fn=_first)
