@@ -30,6 +30,7 @@ class InputConfig:
 
     Attributes:
         name: preset name (raw, deleted_blanks, stretched, augmented).
+        paper_input: the number of the input in the paper (1-4).
         delete_blanks: training drops slices without disc voxels (validation and prediction never do).
         stretch: ``"none"``, ``"volume"`` (percentiles of the whole volume) or ``"slice"``.
         lower, upper: stretch percentiles mapped to 0 and 255.
@@ -39,6 +40,7 @@ class InputConfig:
     """
 
     name: str = "stretched"
+    paper_input: int = 3
     delete_blanks: bool = True
     stretch: str = "volume"
     lower: float = 2.5

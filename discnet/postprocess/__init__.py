@@ -1,0 +1,18 @@
+"""Postprocessing of predicted disc masks: orphan removal and level naming (pure functions)."""
+
+from discnet.postprocess.levels import DiscCountWarning, label_levels
+from discnet.postprocess.orphans import (
+    central_slice_index,
+    orphan_report,
+    remove_orphans,
+    remove_orphans_labels,
+)
+
+__all__ = [
+    "DiscCountWarning",
+    "central_slice_index",
+    "label_levels",
+    "orphan_report",
+    "remove_orphans",
+    "remove_orphans_labels",
+]

@@ -1,0 +1,146 @@
+"""One training run from a composed Hydra config: ``python train.py`` calls :func:`run`.
+
+Every run writes, next to its checkpoints (``<output_dir>/checkpoints``): ``config.yaml`` (resolved),
+``summary.json`` (machine-readable result) and ``val_scores.csv`` (per-epoch, per-subject Dice).
+A run whose folder already holds a complete ``summary.json`` is skipped (so a sweep can be re-run to
+finish what is missing); a run with a ``last.ckpt`` but no complete summary resumes from it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from discnet.io.atomic import atomic_path
+from discnet.models.checkpoint import load_weights, read_checkpoint
+from discnet.models.segmenter import DiscSegmenter
+from discnet.models.unet import count_parameters
+
+log = logging.getLogger("discnet.train")
+SUMMARY = "summary.json"
+
+
+def read_summary(folder: str | Path) -> dict | None:
+    """The run's ``summary.json``, or None when absent or unreadable."""
+    try:
+        return json.loads((Path(folder) / SUMMARY).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(data: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+
+
+def _wandb_offline_without_key() -> None:
+    if not os.environ.get("WANDB_API_KEY") and "WANDB_MODE" not in os.environ:
+        os.environ["WANDB_MODE"] = "offline"
+
+
+def _container(cfg) -> dict:
+    return OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
+
+
+def _build(cfg: DictConfig, out: Path):
+    datamodule = hydra.utils.instantiate(cfg.data, input=_container(cfg.input))
+    model = DiscSegmenter(
+        net=_container(cfg.model.net),
+        optim=_container(cfg.optim),
+        channels_last=bool(cfg.model.get("channels_last", False)),
+    )
+    if cfg.model.get("init_from"):
+        load_weights(model.net, read_checkpoint(cfg.model.init_from), cfg.model.init_from)
+    if cfg.model.get("compile", False):
+        model.net = torch.compile(model.net)
+    if any(k == "wandb" for k in cfg.logger):
+        _wandb_offline_without_key()
+    loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
+    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(out)
+    )
+    return datamodule, model, trainer
+
+
+def _resume_path(cfg: DictConfig, out: Path) -> str | None:
+    if cfg.get("ckpt_path"):
+        return str(cfg.ckpt_path)
+    last = out / "checkpoints" / "last.ckpt"
+    return str(last) if cfg.get("skip_complete", True) and last.is_file() else None
+
+
+def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: float, status: str) -> dict:
+    best = model.best
+    return {
+        "status": status,
+        "version": cfg.version,
+        "round": cfg.get("round"),
+        "seed": int(cfg.seed),
+        "model": cfg.model.name,
+        "params": float(cfg.model.net.params),
+        "input": cfg.input.name,
+        "image_size": int(cfg.image_size),
+        "parameter_count": count_parameters(model.net),
+        "best_val_dsc": best["dsc"] if best["epoch"] is not None else None,
+        "best_epoch": best["epoch"],
+        "subjects": best["subjects"],
+        "last_val_dsc": model.history[-1]["val/dsc"] if model.history else None,
+        "epochs": int(trainer.current_epoch),
+        "wall_time_s": round(wall, 2),
+        "device": str(trainer.strategy.root_device),
+        "accelerator": type(trainer.accelerator).__name__,
+        "precision": str(trainer.precision),
+        "best_checkpoint": "checkpoints/best.ckpt",
+    }
+
+
+def _log_to_wandb(trainer: L.Trainer, summary: dict) -> None:
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            run.summary.update({k: v for k, v in summary.items() if k != "subjects"})
+            for subject, dsc in summary["subjects"].items():
+                run.summary[f"best/dsc/{subject}"] = dsc
+            logger.log_table(
+                "val/subjects", columns=["subject", "dsc"], data=[[s, d] for s, d in summary["subjects"].items()]
+            )
+            run.finish()
+
+
+def run(cfg: DictConfig) -> dict:
+    """Train one model as configured; returns the run's summary."""
+    out = Path(cfg.paths.output_dir)
+    previous = read_summary(out)
+    if cfg.get("skip_complete", True) and previous and previous.get("status") == "complete":
+        log.info("skipping %s: it already holds a complete %s", out, SUMMARY)
+        return previous
+    out.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    L.seed_everything(int(cfg.seed), workers=True)
+    datamodule, model, trainer = _build(cfg, out)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, out))
+    summary = _summary(cfg, model, trainer, time.perf_counter() - start, "complete")
+    if trainer.is_global_zero:
+        pd.DataFrame(model.history).to_csv(out / "val_scores.csv", index=False)
+        write_json(summary, out / SUMMARY)
+        _log_to_wandb(trainer, summary)
+    log.info(
+        "best val/dsc %.4f at epoch %s; outputs in %s",
+        summary["best_val_dsc"] or float("nan"),
+        summary["best_epoch"],
+        out,
+    )
+    return summary

@@ -1,0 +1,140 @@
+"""Level naming of disc components: world-coordinate order, count mismatches, label values, purity."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+
+import numpy as np
+import pytest
+
+from discnet.levels import DEFAULT_LABELS, LEVELS
+from discnet.postprocess import DiscCountWarning, label_levels
+
+# Array axis 0 runs superior -> inferior, axis 1 anterior -> posterior, axis 2 left -> right (I, P, R),
+# as in ../shared/data/lumbar-t2.
+IPR = np.array([[0, 0, 1.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])
+
+
+def blobs(centres, shape=(30, 12, 12), half=1) -> np.ndarray:
+    """Cubes of side ``2 * half + 1`` voxels at the given voxel centres."""
+    mask = np.zeros(shape, bool)
+    for i, j, k in centres:
+        mask[i - half : i + half + 1, j - half : j + half + 1, k - half : k + half + 1] = True
+    return mask
+
+
+def no_warning(*args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscCountWarning)
+        return label_levels(*args, **kwargs)
+
+
+def test_non_ras_array_is_named_in_world_order():
+    centres = [(3, 2, 9), (8, 4, 7), (13, 6, 5), (18, 8, 3), (24, 9, 2)]  # axis 0 = superior -> inferior
+    lab, info = no_warning(blobs(centres), IPR)
+    assert [d["level"] for d in info["discs"]] == list(LEVELS)
+    for (i, j, k), level in zip(centres, LEVELS, strict=True):
+        assert lab[i, j, k] == DEFAULT_LABELS[level]
+    assert info["discs"][0]["centroid_mm"] == pytest.approx((9.0, -2.0, -3.0))
+    assert info["discs"][0]["voxels"] == 27
+    assert lab.dtype == np.uint8
+
+
+def test_superior_axis_found_whatever_the_array_order():
+    # Axis 1 runs superior -> inferior, with oblique tilt; axis 0 order contradicts the level order.
+    angle = np.deg2rad(15)
+    rot = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.array([[0.5, 0, 0], [0, 0, 1.2], [0, -3.5, 0]])
+    affine[:3, 3] = (-10.0, 20.0, 30.0)
+    centres = [(9, 2, 6), (7, 7, 6), (5, 12, 6), (3, 17, 6), (1, 22, 6)]
+    lab, info = no_warning(blobs(centres, shape=(12, 25, 12)), affine)
+    assert [lab[c] for c in centres] == [DEFAULT_LABELS[level] for level in LEVELS]
+    z = [d["centroid_mm"][2] for d in info["discs"]]
+    assert z == sorted(z, reverse=True)
+
+
+def test_more_components_keep_largest_and_warn():
+    mask = blobs([(3, 5, 5), (8, 5, 5), (13, 5, 5), (18, 5, 5), (23, 5, 5)])
+    mask[0, 0, 0] = True  # a stray voxel, most superior
+    with pytest.warns(DiscCountWarning, match="found 6 disc components, expected 5"):
+        lab, info = label_levels(mask, IPR)
+    assert lab[0, 0, 0] == 0
+    assert [d["level"] for d in info["discs"]] == list(LEVELS)
+    assert info["dropped"] == [{"level": None, "label": None, "voxels": 1, "centroid_mm": (0.0, 0.0, 0.0)}]
+    assert info["found"] == 6 and info["expected"] == 5
+
+
+@pytest.mark.parametrize(
+    ("anchor", "names"),
+    [("inferior", ["L2-L3", "L3-L4", "L4-L5", "L5-S1"]), ("superior", ["L1-L2", "L2-L3", "L3-L4", "L4-L5"])],
+)
+def test_fewer_components_named_from_anchor(anchor, names):
+    centres = [(3, 5, 5), (8, 5, 5), (13, 5, 5), (18, 5, 5)]
+    with pytest.warns(DiscCountWarning, match=f"expected 5.*{anchor} end"):
+        lab, info = label_levels(blobs(centres), IPR, anchor=anchor)
+    assert [d["level"] for d in info["discs"]] == names
+    assert [lab[c] for c in centres] == [DEFAULT_LABELS[n] for n in names]
+
+
+def test_expected_count_is_configurable():
+    centres = [(3, 5, 5), (8, 5, 5), (13, 5, 5), (18, 5, 5)]
+    lab, info = no_warning(blobs(centres), IPR, expected=4)
+    assert [d["level"] for d in info["discs"]] == ["L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+
+
+def test_empty_mask_warns_and_labels_nothing():
+    with pytest.warns(DiscCountWarning, match="nothing to label"):
+        lab, info = label_levels(np.zeros((4, 4, 4), bool), IPR)
+    assert not lab.any() and info["discs"] == [] and info["found"] == 0
+
+
+def test_connectivity_parameter():
+    mask = blobs([(3, 5, 5), (6, 8, 8)])  # cubes touching at one corner voxel pair
+    assert label_levels(mask, IPR, expected=1)[1]["found"] == 1
+    with pytest.warns(DiscCountWarning):
+        assert label_levels(mask, IPR, expected=1, connectivity=1)[1]["found"] == 2
+
+
+def test_values_follow_levels_csv(lumbar_dir):
+    with open(lumbar_dir / "levels.csv", newline="") as f:
+        from_csv = {row["level"]: int(row["label"]) for row in csv.DictReader(f)}
+    assert from_csv == DEFAULT_LABELS
+    ivd = {"L5-S1": 51, "L4-L5": 102, "L3-L4": 153, "L2-L3": 204, "L1-L2": 255}  # ivd-volumes/levels.csv
+    centres = [(3, 5, 5), (8, 5, 5), (13, 5, 5), (18, 5, 5), (23, 5, 5)]
+    lab, _ = no_warning(blobs(centres), IPR, label_values=ivd)
+    assert [int(lab[c]) for c in centres] == [255, 204, 153, 102, 51]
+
+
+def test_real_masks_are_relabelled_exactly(lumbar_dir):
+    nib = pytest.importorskip("nibabel")
+    image = nib.load(lumbar_dir / "sub11_discs.nii.gz")  # native (I, P, R) array
+    labels = np.asarray(image.dataobj)
+    lab, info = no_warning(labels > 0, image.affine)
+    assert np.array_equal(lab, labels)
+    assert [d["level"] for d in info["discs"]] == list(LEVELS)
+
+
+def test_input_not_modified():
+    mask = blobs([(3, 5, 5), (8, 5, 5)]).astype(np.uint8)
+    affine = IPR.copy()
+    before = mask.copy()
+    with pytest.warns(DiscCountWarning):
+        label_levels(mask, affine)
+    assert np.array_equal(mask, before) and np.array_equal(affine, IPR)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"anchor": "middle"}, "anchor"),
+        ({"expected": 6}, "expected"),
+        ({"connectivity": 4}, "connectivity"),
+        ({"label_values": {"L1-L2": 1}}, "no value"),
+        ({"label_values": dict.fromkeys(LEVELS, 300)}, "uint8"),
+    ],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        label_levels(blobs([(3, 5, 5)]), IPR, **kwargs)

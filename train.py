@@ -1,0 +1,21 @@
+"""Train a disc segmentation U-Net: ``python train.py [overrides]``; sweeps with ``-m``.
+
+Examples:
+    python train.py trainer=smoke
+    python train.py -m model=unet75 input=stretched 'seed=range(8)'
+    python train.py -m '+experiment/round1=glob(*)' 'seed=range(8)'
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from discnet.train_entry import guarded_run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return guarded_run(cfg)
+
+
+if __name__ == "__main__":
+    main()
