@@ -56,6 +56,8 @@ def _build(cfg: DictConfig, out: Path):
     model = DiscSegmenter(
         net=_container(cfg.model.net),
         optim=_container(cfg.optim),
+        input=_container(cfg.input),
+        image_size=int(cfg.image_size),
         channels_last=bool(cfg.model.get("channels_last", False)),
     )
     if cfg.model.get("init_from"):

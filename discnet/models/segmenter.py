@@ -27,6 +27,8 @@ class DiscSegmenter(L.LightningModule):
     Args:
         net: U-Net keyword arguments (stored in the checkpoint, so the model can be rebuilt).
         optim: ``lr``, ``beta1``, ``beta2``, ``weight_decay`` of AdamW (Adam with decoupled weight decay).
+        input: the input preset the model is trained on (stored so that prediction prepares scans alike).
+        image_size: side of the square network input (stored likewise).
         channels_last: channels-last memory format for the network and its inputs.
         val_batch_size: slices per forward pass during validation.
         threshold: probability above which a voxel is disc.
@@ -36,6 +38,8 @@ class DiscSegmenter(L.LightningModule):
         self,
         net: dict,
         optim: dict,
+        input: dict | None = None,
+        image_size: int | None = None,
         channels_last: bool = False,
         val_batch_size: int = 16,
         threshold: float = 0.5,

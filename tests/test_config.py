@@ -1,0 +1,101 @@
+"""Every Hydra config composes and instantiates; experiment presets match the paper's Tables 2 and 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf, open_dict
+
+from discnet.data.preprocess import InputConfig
+from discnet.models.segmenter import DiscSegmenter
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.relative_to(CONF / group).with_suffix("").as_posix() for p in (CONF / group).rglob("*.yaml"))
+
+
+def _compose(overrides, tmp_path):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(tmp_path)
+        cfg.paths.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.output_dir = str(tmp_path / "run")
+        cfg.hydra.runtime.cwd = str(tmp_path)
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.mark.parametrize(
+    "group, option",
+    [(g, o) for g in ("data", "input", "model", "optim", "trainer", "logger", "callbacks") for o in options(g)]
+    + [("experiment", o) for o in options("experiment")],
+)
+def test_every_config_composes_and_instantiates(group, option, tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    cfg = _compose([f"{group}={option}", "data.manifest=subjects.csv"], tmp_path)
+    assert OmegaConf.to_container(cfg, resolve=True)
+    InputConfig(**OmegaConf.to_container(cfg.input))
+    model = DiscSegmenter(net={**OmegaConf.to_container(cfg.model.net), "base_filters": 4}, optim=dict(cfg.optim))
+    assert model.net.depth == cfg.model.net.depth
+    hydra.utils.instantiate(cfg.data, input=OmegaConf.to_container(cfg.input))
+    for callback in cfg.callbacks.values():
+        hydra.utils.instantiate(callback)
+    if group == "trainer" and option in ("cpu", "smoke"):
+        hydra.utils.instantiate(cfg.trainer, logger=False)
+    for logger in cfg.logger.values():
+        assert hydra.utils.get_class(logger._target_)
+
+
+ROUND1 = {  # Table 2: model -> (parameters, input, batch size)
+    1: ("unet100", "raw", 6),
+    2: ("unet100", "deleted_blanks", 6),
+    3: ("unet100", "stretched", 6),
+    4: ("unet100", "augmented", 6),
+    5: ("unet75", "deleted_blanks", 8),
+    6: ("unet75", "stretched", 8),
+    7: ("unet75", "augmented", 8),
+    8: ("unet50", "deleted_blanks", 14),
+    9: ("unet50", "stretched", 14),
+    10: ("unet50", "augmented", 14),
+}
+
+
+@pytest.mark.parametrize("number", sorted(ROUND1))
+def test_round1_presets(number, tmp_path):
+    cfg = _compose([f"experiment=round1/model{number:02d}"], tmp_path)
+    assert (cfg.model.name, cfg.input.name, cfg.model.batch_size) == ROUND1[number]
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.optim.beta2, cfg.optim.weight_decay) == (1e-3, 0.95, 0.999, 0.05)
+    assert cfg.model.net.dropout == 0.2 and cfg.trainer.max_epochs == 2000 and cfg.image_size == 512
+    assert cfg.round == 1 and cfg.version == f"r1-model{number:02d}"
+
+
+ROUND2 = {  # Table 3: version -> (lr, beta1, dropout, weight decay, norm, dilation)
+    "baseline": (1e-3, 0.95, 0.2, 0.05, "none", 1),
+    "batchnorm": (1e-3, 0.95, 0.2, 0.05, "batch", 1),
+    "dropout": (5e-4, 0.90, 0.8, 0.05, "none", 1),
+    "dilated": (1e-3, 0.95, 0.2, 0.05, "none", 2),
+}
+
+
+@pytest.mark.parametrize("version", sorted(ROUND2))
+@pytest.mark.parametrize("syntax", ["experiment=round2/{}", "+experiment/round2={}"])
+def test_round2_presets(version, syntax, tmp_path):
+    cfg = _compose([syntax.format(version)], tmp_path)
+    got = (
+        cfg.optim.lr,
+        cfg.optim.beta1,
+        cfg.model.net.dropout,
+        cfg.optim.weight_decay,
+        cfg.model.net.norm,
+        cfg.model.net.dilation,
+    )
+    assert got == ROUND2[version]
+    assert (cfg.model.name, cfg.input.name, cfg.round, cfg.version) == ("unet75", "stretched", 2, f"r2-{version}")

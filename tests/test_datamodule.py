@@ -1,0 +1,81 @@
+"""The datamodule: train on every session's slices, validate on whole session-1 volumes, cache once."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from discnet.data import datamodule as dm_module
+from discnet.data.datamodule import DiscDataModule
+from discnet.errors import InputError
+
+
+@pytest.fixture()
+def manifest(lumbar_dir, tmp_path):
+    rows = [
+        ("sub11", 1, "train"),
+        ("sub11", 2, "train"),  # a second session of a training subject (same files, for the count)
+        ("sub20", 1, "val"),
+        ("sub20", 2, "val"),  # later sessions of validation subjects are never used
+    ]
+    table = pd.DataFrame(
+        [
+            {
+                "subject": s,
+                "session": k,
+                "split": split,
+                "image": str(lumbar_dir / f"{s}_T2w.nii.gz"),
+                "label": str(lumbar_dir / f"{s}_discs.nii.gz"),
+            }
+            for s, k, split in rows
+        ]
+    )
+    path = tmp_path / "subjects.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_train_uses_all_sessions_and_val_whole_session1_volumes(manifest, tmp_path):
+    dm = DiscDataModule(
+        str(manifest), input={"name": "stretched"}, image_size=32, batch_size=4, cache_dir=str(tmp_path / "cache")
+    )
+    dm.setup("fit")
+    assert len(dm.train_set) == 2 * 43  # blank slices deleted, both sessions
+    image, label = dm.train_set[0]
+    assert image.shape == (1, 32, 32) and label.shape == (32, 32)
+    assert len(dm.val_set) == 1
+    volume = dm.val_set[0]
+    assert volume.subject == "sub20" and volume.images.shape == (67, 32, 32)
+    assert volume.native_labels.shape == (67, 221, 221)
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (4, 1, 32, 32) and labels.dtype.is_floating_point is False
+
+
+def test_cache_serves_a_second_run_without_reading_volumes(manifest, tmp_path, monkeypatch):
+    kwargs = dict(input={"name": "augmented", "augment_copies": 1}, image_size=32, cache_dir=str(tmp_path / "c"))
+    first = DiscDataModule(str(manifest), **kwargs)
+    first.setup("fit")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a cached volume was read again")
+
+    monkeypatch.setattr(dm_module, "read_volume", no_reading)
+    second = DiscDataModule(str(manifest), **kwargs)
+    second.setup("fit")
+    assert len(second.train_set) == len(first.train_set) == 4 * 43
+    assert (second.train_set.images == first.train_set.images).all()
+
+
+def test_manifest_without_split_is_refused(lumbar_dir, tmp_path):
+    path = tmp_path / "subjects.csv"
+    pd.DataFrame(
+        [
+            {
+                "subject": "sub11",
+                "image": str(lumbar_dir / "sub11_T2w.nii.gz"),
+                "label": str(lumbar_dir / "sub11_discs.nii.gz"),
+            }
+        ]
+    ).to_csv(path, index=False)
+    with pytest.raises(InputError, match="discnet split"):
+        DiscDataModule(str(path), image_size=32).setup("fit")
