@@ -24,3 +24,41 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def lumbar_dir(shared_dir: Path) -> Path:
     return shared_dir / "data" / "lumbar-t2"
+
+
+@pytest.fixture(scope="session")
+def c3d_overlap():
+    """``overlap(a, b, label) -> (size_a, size_b, both, dice)`` by Convert3D's ``a b -overlap label``.
+
+    Uses the ``c3d`` executable when present, else the ``picsl_c3d`` module (the picsl-c3d wheel ships the
+    Convert3D library, not always the executable); skips the test when neither is installed.
+    """
+    import io
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("c3d", path=str(Path(sys.executable).parent)) or shutil.which("c3d")
+    if exe:
+
+        def run(args: list[str]) -> str:
+            return subprocess.run([exe, *args], check=True, capture_output=True, text=True).stdout
+
+    else:
+        picsl_c3d = pytest.importorskip("picsl_c3d", reason="Convert3D (c3d / picsl_c3d) not installed")
+
+        def run(args: list[str]) -> str:
+            out = io.StringIO()
+            picsl_c3d.Convert3D().execute(" ".join(args), out=out)
+            return out.getvalue()
+
+    pattern = re.compile(r"OVL: (\d+), (\d+), (\d+), (\d+), ([-+.\deE]+), ([-+.\deE]+)")
+
+    def overlap(a: Path, b: Path, label: int) -> tuple[int, int, int, float]:
+        match = pattern.search(run([str(a), str(b), "-overlap", str(label)]))
+        assert match, "unexpected c3d -overlap output"
+        _, size_a, size_b, both, dsc, _ = match.groups()
+        return int(size_a), int(size_b), int(both), float(dsc)
+
+    return overlap
