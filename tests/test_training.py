@@ -1,0 +1,102 @@
+"""Training runs: outputs next to checkpoints, reproducible with a seed, resumable, fine-tunable."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from discnet.models.checkpoint import load_net
+from discnet.training import run
+from tests.train_helpers import tiny_config
+
+
+@pytest.fixture(scope="module")
+def first_run(tiny_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "a"
+    summary = run(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=7"))
+    return out, summary
+
+
+def test_run_writes_config_summary_and_checkpoints(first_run):
+    out, summary = first_run
+    assert (out / "config.yaml").is_file()
+    assert (out / "checkpoints" / "best.ckpt").is_file() and (out / "checkpoints" / "last.ckpt").is_file()
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk == json.loads(json.dumps(summary))
+    for key in (
+        "version",
+        "round",
+        "seed",
+        "parameter_count",
+        "best_val_dsc",
+        "best_epoch",
+        "subjects",
+        "wall_time_s",
+        "device",
+    ):
+        assert key in on_disk
+    assert on_disk["status"] == "complete" and on_disk["seed"] == 7
+    assert set(on_disk["subjects"]) == {"sub-004", "sub-005"}
+    assert 0 <= on_disk["best_val_dsc"] <= 1
+    scores = pd.read_csv(out / "val_scores.csv")
+    assert list(scores["epoch"]) == [0, 1, 2] and {"sub-004", "sub-005"} <= set(scores.columns)
+    assert on_disk["best_val_dsc"] == pytest.approx(scores["val/dsc"].max())
+
+
+def test_checkpoint_rebuilds_the_network_safely(first_run):
+    out, _ = first_run
+    net, checkpoint = load_net(out / "checkpoints" / "best.ckpt")
+    assert net.base_filters == 4 and checkpoint["hyper_parameters"]["image_size"] == 32
+    assert checkpoint["hyper_parameters"]["input"]["name"] == "stretched"
+
+
+def test_same_seed_same_metrics(first_run, tiny_dataset, tmp_path):
+    _, summary = first_run
+    again = run(tiny_config(tiny_dataset, tmp_path / "b", "trainer.max_epochs=3", "seed=7"))
+    assert again["subjects"] == summary["subjects"]
+    assert pd.read_csv(tmp_path / "b" / "val_scores.csv").equals(pd.read_csv(first_run[0] / "val_scores.csv"))
+
+
+def test_complete_run_is_skipped(first_run, tiny_dataset):
+    out, summary = first_run
+    cfg = tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=7", "data.manifest=/nonexistent.csv")
+    assert run(cfg) == json.loads(json.dumps(summary))
+
+
+def test_resume_from_checkpoint_matches_uninterrupted(tiny_dataset, tmp_path, first_run):
+    two = tmp_path / "two"
+    run(tiny_config(tiny_dataset, two, "trainer.max_epochs=2", "seed=7"))
+    resumed = run(
+        tiny_config(
+            tiny_dataset,
+            tmp_path / "resumed",
+            "trainer.max_epochs=3",
+            "seed=7",
+            f"ckpt_path={two / 'checkpoints' / 'last.ckpt'}",
+        )
+    )
+    scores = pd.read_csv(tmp_path / "resumed" / "val_scores.csv")
+    assert list(scores["epoch"]) == [0, 1, 2]  # the history travels in the checkpoint
+    assert resumed["last_val_dsc"] == pytest.approx(first_run[1]["last_val_dsc"], abs=1e-9)
+
+
+def test_init_from_starts_from_existing_weights(first_run, tiny_dataset, tmp_path):
+    out, _ = first_run
+    best = out / "checkpoints" / "best.ckpt"
+    cfg = tiny_config(
+        tiny_dataset,
+        tmp_path / "ft",
+        "trainer.max_epochs=1",
+        "optim.lr=0",
+        "optim.weight_decay=0",
+        f"model.init_from={best}",
+    )
+    tuned = run(cfg)
+    reference, _ = load_net(best)
+    again, _ = load_net(tmp_path / "ft" / "checkpoints" / "last.ckpt")
+    for a, b in zip(reference.state_dict().values(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    assert tuned["best_val_dsc"] is not None
