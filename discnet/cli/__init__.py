@@ -12,7 +12,7 @@ import sys
 
 from discnet.errors import InputError
 
-VERBS = ["synth", "split"]
+VERBS = ["synth", "split", "predict", "overlay", "evaluate", "volumes", "agreement"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,276 @@
+"""``discnet predict``: segment the discs of scans with one model or an ensemble, and measure them.
+
+Example:
+    discnet predict --ckpt runs/a/checkpoints/best.ckpt scans/ -o predictions
+    discnet predict --ckpt a.ckpt --ckpt b.ckpt subjects.csv -o predictions --qc --probabilities
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from discnet.data.manifest import load_manifest
+from discnet.errors import InputError
+from discnet.io import read_levels, read_volume, volume_format, write_like
+from discnet.io.atomic import atomic_path, full_suffix
+from discnet.io.files import SUFFIXES
+from discnet.io.itk import dicom_files
+from discnet.predict import PRESETS, disc_volumes, level_order, load_models, predict_volume
+
+MASK, PROB, QC = "_discs", "_prob", "_qc"
+VOLUMES = "volumes.csv"
+COLUMNS = ["subject", "level", "label", "voxels", "volume_mm3"]
+#: Output suffix per input suffix with --same-format (detached-header formats become single files).
+SAME_FORMAT = {".mhd": ".mha", ".nhdr": ".nrrd", ".tiff": ".tif"}
+_UNSAFE = re.compile(r"[^\w.+-]")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="segment and measure the discs of scans with trained models",
+        description=(
+            "Segment the intervertebral discs of each INPUT scan with a trained model (several --ckpt: their "
+            "probabilities are averaged), remove orphans, name the discs by level and write "
+            "OUT/<name>_discs.nii.gz in exactly the scan's geometry, plus OUT/volumes.csv with each disc's "
+            "volume. INPUT: image files, folders (their image files, or one DICOM series), or a subjects.csv "
+            "(its image column; subject names become output names)."
+        ),
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files, folders or subjects.csv")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    parser.add_argument(
+        "--ckpt", type=Path, action="append", required=True, metavar="MODEL", help="checkpoint; repeat for an ensemble"
+    )
+    parser.add_argument("--levels", type=Path, metavar="CSV", help="levels.csv (label,level) or ITK-SNAP .label file")
+    parser.add_argument("--expected-discs", type=int, default=5, metavar="N", help="discs per scan (default 5)")
+    parser.add_argument(
+        "--anchor",
+        choices=["inferior", "superior"],
+        default="inferior",
+        help="when fewer discs are found, name them from this end (default inferior: L5-S1 is nearly always seen)",
+    )
+    parser.add_argument("--no-orphan-removal", action="store_true", help="keep stray disc islands (paper 2.6)")
+    parser.add_argument("--same-format", action="store_true", help="write in the input's format (DICOM -> NIfTI)")
+    parser.add_argument(
+        "--probabilities", action="store_true", help="also write <name>_prob (float32 disc probability)"
+    )
+    parser.add_argument("--qc", action="store_true", help="also write <name>_qc.png, the central sagittal slice")
+    parser.add_argument("--skip-existing", action="store_true", help="keep outputs already written (volumes re-read)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="slices per forward pass (default 8)")
+    parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="float32 or bfloat16 autocast")
+    parser.add_argument(
+        "--input-preset", choices=list(PRESETS), help="input preset of checkpoints that do not record theirs"
+    )
+    parser.add_argument("--image-size", type=int, metavar="S", help="image size of checkpoints that do not record it")
+    parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scan and its output files."""
+
+    name: str
+    image: Path
+    mask: Path
+    probability: Path | None
+    qc: Path | None
+
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.mask, self.probability, self.qc) if p is not None]
+
+
+def file_stem(path: Path) -> str:
+    """A file-name-safe output name for an image file or DICOM folder."""
+    name = path.name[: len(path.name) - len(full_suffix(path))] if path.is_file() else path.name
+    return _UNSAFE.sub("_", name).lstrip(".") or "scan"
+
+
+def _folder(folder: Path) -> list[tuple[str, Path]]:
+    own = (MASK, PROB)
+    files = [
+        f
+        for f in sorted(folder.iterdir())
+        if f.is_file() and not f.name.startswith(".") and full_suffix(f).lower() in SUFFIXES
+    ]
+    files = [f for f in files if not file_stem(f).endswith(own)]
+    if files:
+        return [(file_stem(f), f) for f in files]
+    if dicom_files(folder):
+        return [(file_stem(folder), folder)]
+    raise InputError(folder, "holds no image files and no DICOM series", "give image files or a DICOM folder")
+
+
+def _manifest(path: Path) -> list[tuple[str, Path]]:
+    df = load_manifest(path, require_labels=False, check_files=True)
+    several = df.groupby("subject")["session"].transform("nunique") > 1
+    return [
+        (f"{row.subject}_ses{row.session}" if many else str(row.subject), Path(row.image))
+        for row, many in zip(df.itertuples(), several, strict=True)
+    ]
+
+
+def collect_inputs(inputs: list[Path]) -> list[tuple[str, Path]]:
+    """(output name, image path) of every scan named by the command line's INPUTs."""
+    found = []
+    for path in inputs:
+        if not path.exists():
+            raise InputError(path, "not found", "check the path")
+        if path.is_dir():
+            found += _folder(path)
+        elif path.suffix.lower() == ".csv":
+            found += _manifest(path)
+        else:
+            volume_format(path)
+            found += [(file_stem(path), path)]
+    return found
+
+
+def _suffix(image: Path, same_format: bool) -> str:
+    if not same_format or image.is_dir():
+        return ".nii.gz"
+    suffix = full_suffix(image).lower()
+    return SAME_FORMAT.get(suffix, suffix)
+
+
+def plan_jobs(found: list[tuple[str, Path]], out_dir: Path, args: argparse.Namespace) -> list[Job]:
+    """Output paths of every scan; InputError when a name escapes ``out_dir`` or clashes."""
+    root = out_dir.resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "output folder is an existing file", "give a folder name for -o")
+    inputs = {p.resolve() for _, p in found}
+    jobs, seen = [], {}
+    for name, image in found:
+        if not name or ".." in name or _UNSAFE.search(name):
+            raise InputError(image, f"output name '{name}' is not a safe file name", "rename the subject or file")
+        suffix = _suffix(image, args.same_format)
+        job = Job(
+            name,
+            image,
+            out_dir / f"{name}{MASK}{suffix}",
+            out_dir / f"{name}{PROB}{suffix}" if args.probabilities else None,
+            out_dir / f"{name}{QC}.png" if args.qc else None,
+        )
+        for out in [*job.outputs(), out_dir / VOLUMES]:
+            if out.resolve().parent != root:
+                raise InputError(image, f"output name '{name}' leaves the output folder", "rename the subject or file")
+            if out.resolve() in inputs:
+                raise InputError(out, "output path equals an input", "choose another output folder")
+        if name in seen:
+            raise InputError(image, f"gives the same output name '{name}' as {seen[name]}", "rename one of them")
+        seen[name] = image
+        jobs.append(job)
+    return jobs
+
+
+def _device(text: str) -> torch.device:
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError as err:
+        raise InputError(None, f"unknown device '{text}'", "use cpu, cuda or cuda:N") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(None, f"device '{text}' is not available (no CUDA)", "use --device cpu")
+    return device
+
+
+def _writable(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as err:
+        raise InputError(out_dir, f"output folder cannot be written ({err.strerror or err})", "choose another") from err
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.batch_size < 1:
+        raise InputError(None, f"--batch-size {args.batch_size} must be at least 1", "give --batch-size 8")
+    if args.image_size is not None and args.image_size < 8:
+        raise InputError(None, f"--image-size {args.image_size} is too small", "give the size the model was trained at")
+
+
+def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, float, str | None]:
+    nets, input_cfg, size = models
+    volume = read_volume(job.image)
+    labels, prob, info = predict_volume(
+        nets,
+        volume,
+        input_cfg,
+        size,
+        levels=levels,
+        expected_discs=args.expected_discs,
+        orphan_removal=not args.no_orphan_removal,
+        anchor=args.anchor,
+        batch_size=args.batch_size,
+        device=device,
+        precision=args.precision,
+    )
+    try:
+        write_like(labels, volume, job.mask)
+        if job.probability is not None:
+            write_like(prob, volume, job.probability, dtype=np.float32)
+        if job.qc is not None:
+            from discnet.qc import write_overlay  # matplotlib only when pictures are asked for
+
+            write_overlay(job.qc, volume, labels, subject=job.name, levels=levels)
+    except OSError as err:
+        raise InputError(
+            job.mask.parent, f"cannot be written ({err.strerror or err})", "free space or fix rights"
+        ) from err
+    return labels, volume.voxel_volume, info["warning"]
+
+
+def _progress(console: Console) -> Progress:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    return Progress(*columns, TimeRemainingColumn(), console=console)
+
+
+def run(args: argparse.Namespace) -> int:
+    _check_args(args)
+    jobs = plan_jobs(collect_inputs(args.inputs), args.output, args)
+    levels = read_levels(args.levels)
+    names, _ = level_order(levels, args.levels)
+    if not 1 <= args.expected_discs <= len(names):
+        raise InputError(args.levels, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
+    device = _device(args.device)
+    models = load_models(args.ckpt, args.input_preset, args.image_size, device)
+    _writable(args.output)
+    console = Console(stderr=True, highlight=False)
+    rows, skipped, start = [], 0, time.perf_counter()
+    with _progress(console) as progress:
+        task = progress.add_task("predicting", total=len(jobs))
+        for job in jobs:
+            progress.update(task, description=job.name)
+            if args.skip_existing and all(p.is_file() for p in job.outputs()):
+                existing = read_volume(job.mask, kind="label")
+                labels, voxel_volume, warning = existing.array, existing.voxel_volume, None
+                skipped += 1
+            else:
+                labels, voxel_volume, warning = _predict_one(job, models, levels, args, device)
+            if warning:
+                console.print(f"warning: {job.name}: {warning}", markup=False, soft_wrap=True)
+            rows += [{"subject": job.name, **row} for row in disc_volumes(labels, voxel_volume, levels)]
+            progress.advance(task)
+    table = pd.DataFrame(rows, columns=COLUMNS).round({"volume_mm3": 3})
+    with atomic_path(args.output / VOLUMES) as tmp:
+        table.to_csv(tmp, index=False)
+    done = len(jobs) - skipped
+    print(
+        f"segmented {done} scan(s){f', kept {skipped} existing' if skipped else ''} in "
+        f"{time.perf_counter() - start:.1f} s; outputs in {args.output}, disc volumes in {args.output / VOLUMES}"
+    )
+    return 0

@@ -1,0 +1,1 @@
+"""Data: synthetic phantoms, preprocessing, slice datasets and the Lightning data module."""

@@ -1,0 +1,256 @@
+"""Disc segmentation of whole scans with trained models: load an ensemble, predict one volume, measure.
+
+:func:`load_models` rebuilds the networks of one or more checkpoints and finds the input preset and
+image size they were trained with; :func:`predict_volume` turns one scan into a level-labelled disc map
+in the scan's own voxel order (no files involved); :func:`disc_volumes` measures it.
+
+Example:
+    >>> import numpy as np
+    >>> from discnet.io import Volume
+    >>> from discnet.models.unet import UNet
+    >>> scan = Volume(np.random.rand(8, 24, 20).astype(np.float32), np.diag([3.0, 0.5, 0.5, 1.0]))
+    >>> labels, prob, info = predict_volume([UNet(base_filters=4, depth=2).eval()], scan, PRESETS["stretched"], 32)
+    >>> labels.shape == prob.shape == scan.shape, labels.dtype.name, prob.dtype.name
+    (True, 'uint8', 'float32')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from discnet.data.preprocess import InputConfig, prepare_volume
+from discnet.data.slices import from_slices
+from discnet.errors import InputError
+from discnet.inference import disc_probability
+from discnet.io import Volume, from_canonical
+from discnet.io.levels import default_levels
+from discnet.levels import LEVELS
+from discnet.models.checkpoint import load_net
+from discnet.postprocess import DiscCountWarning, label_levels, remove_orphans
+
+#: The input presets of ``conf/input`` (paper Table 2), for checkpoints that do not record theirs.
+PRESETS: dict[str, InputConfig] = {
+    "raw": InputConfig(name="raw", paper_input=1, delete_blanks=False, stretch="none"),
+    "deleted_blanks": InputConfig(name="deleted_blanks", paper_input=2, delete_blanks=True, stretch="none"),
+    "stretched": InputConfig(name="stretched", paper_input=3),
+    "augmented": InputConfig(name="augmented", paper_input=4, augment_copies=1),
+}
+
+#: A stand-in for the networks: ``(images (n, S, S), native_shape) -> (n, H, W)`` disc probability.
+ProbabilityFn = Callable[[torch.Tensor, tuple[int, int]], np.ndarray]
+
+
+def input_config(fields: Mapping) -> InputConfig:
+    """An :class:`InputConfig` from a stored dict; keys that are not InputConfig fields are ignored."""
+    names = {f.name for f in dataclasses.fields(InputConfig)}
+    return InputConfig(**{k: v for k, v in dict(fields).items() if k in names})
+
+
+def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:
+    """Whether two presets prepare scans identically at prediction time (augmentation and blank
+    deletion only matter in training)."""
+    if a.stretch != b.stretch or not math.isclose(a.scale, b.scale, rel_tol=1e-9):
+        return False
+    return a.stretch == "none" or (math.isclose(a.lower, b.lower) and math.isclose(a.upper, b.upper))
+
+
+def _run_config(path: Path) -> dict:
+    """``input`` and ``image_size`` from the run's resolved ``config.yaml`` (``<run>/checkpoints/x.ckpt``)."""
+    config = path.resolve().parent.parent / "config.yaml"
+    if not config.is_file():
+        return {}
+    try:
+        cfg = OmegaConf.to_container(OmegaConf.load(config), resolve=True)
+    except Exception as err:  # any YAML or interpolation error
+        raise InputError(
+            config, f"cannot be read ({type(err).__name__})", "fix or remove the run's config.yaml"
+        ) from err
+    return {k: cfg[k] for k in ("input", "image_size") if isinstance(cfg, dict) and cfg.get(k) is not None}
+
+
+def _settings(path: Path, checkpoint: dict, preset: str | None, image_size: int | None) -> tuple[InputConfig, int]:
+    stored = dict(checkpoint.get("hyper_parameters") or {})
+    stored = {k: stored[k] for k in ("input", "image_size") if stored.get(k) is not None}
+    if len(stored) < 2:
+        stored = {**_run_config(path), **stored}
+    if "input" in stored:
+        try:
+            cfg = input_config(stored["input"])
+        except (TypeError, ValueError) as err:
+            raise InputError(
+                path, f"records an invalid input preset ({err})", "retrain or pass a good checkpoint"
+            ) from err
+        if preset is not None and not same_preprocessing(cfg, PRESETS[preset]):
+            raise InputError(path, f"was trained on input '{cfg.name}', not '{preset}'", "drop --input-preset")
+    elif preset is not None:
+        cfg = PRESETS[preset]
+    else:
+        raise InputError(
+            path, "does not record the input preset it was trained with", f"pass --input-preset ({', '.join(PRESETS)})"
+        )
+    if "image_size" in stored:
+        size = int(stored["image_size"])
+        if image_size is not None and image_size != size:
+            raise InputError(path, f"was trained at image size {size}, not {image_size}", "drop --image-size")
+    elif image_size is not None:
+        size = int(image_size)
+    else:
+        raise InputError(path, "does not record the image size it was trained with", "pass --image-size (e.g. 256)")
+    return cfg, size
+
+
+def load_models(
+    paths: Sequence[str | Path],
+    input_preset: str | None = None,
+    image_size: int | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[list[nn.Module], InputConfig, int]:
+    """Networks of one or more checkpoints (an ensemble), with the input preset and image size to use.
+
+    Each checkpoint's settings come from its ``hyper_parameters`` (``input``, ``image_size``), else
+    from ``config.yaml`` two folders up (the training run's folder), else from ``input_preset`` /
+    ``image_size``. All checkpoints must prepare scans the same way; InputError otherwise.
+    """
+    if not paths:
+        raise InputError(None, "no model given", "pass --ckpt MODEL.ckpt")
+    if input_preset is not None and input_preset not in PRESETS:
+        raise InputError(None, f"unknown input preset '{input_preset}'", f"use one of {', '.join(PRESETS)}")
+    nets, first = [], None
+    for path in map(Path, paths):
+        net, checkpoint = load_net(path)
+        cfg, size = _settings(path, checkpoint, input_preset, image_size)
+        if first is None:
+            first = (path, cfg, size)
+        elif size != first[2] or not same_preprocessing(cfg, first[1]):
+            raise InputError(
+                path,
+                f"was trained on input '{cfg.name}' at size {size}, but {first[0]} on '{first[1].name}' at {first[2]}",
+                "ensemble only models trained with the same input preset and image size",
+            )
+        nets.append(net.to(device).eval())
+    return nets, first[1], first[2]
+
+
+def level_order(levels: Mapping[int, str], where: str | Path | None = None) -> tuple[list[str], dict[str, int]]:
+    """Level names superior to inferior and the label value of each, from a ``{value: name}`` mapping.
+
+    Example:
+        >>> level_order({1: "L5-S1", 2: "L4-L5"})
+        (['L4-L5', 'L5-S1'], {'L5-S1': 1, 'L4-L5': 2})
+    """
+    unknown = [name for name in levels.values() if name not in LEVELS]
+    if unknown:
+        raise InputError(where, f"names unknown level(s) {unknown}", f"use the level names {', '.join(LEVELS)}")
+    bad = [value for value in levels if not 1 <= int(value) <= 255]
+    if bad:
+        raise InputError(where, f"has label values {bad} outside 1..255", "use values that fit a uint8 label map")
+    values = {name: int(value) for value, name in levels.items()}
+    return [name for name in LEVELS if name in values], values
+
+
+@torch.inference_mode()
+def predict_volume(
+    nets: Sequence[nn.Module],
+    volume: Volume,
+    input_cfg: InputConfig,
+    image_size: int,
+    *,
+    levels: Mapping[int, str] | None = None,
+    expected_discs: int = 5,
+    orphan_removal: bool = True,
+    anchor: str = "inferior",
+    threshold: float = 0.5,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    precision: str = "32",
+    probability_fn: ProbabilityFn | None = None,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Segment and level-label the discs of one scan.
+
+    Sagittal slices (after RAS reorientation) go through the networks; the averaged probability is
+    resized back to the native slice grid, thresholded, cleaned of orphans (paper 2.6) on the canonical
+    grid, and its 3D components are named by level from the inferior end (world coordinates).
+
+    Args:
+        nets: the networks (an ensemble is averaged); unused with ``probability_fn``.
+        volume: the scan.
+        input_cfg, image_size: how the networks were trained (see :func:`load_models`).
+        levels: label value -> level name (default 1 = L5-S1 ... 5 = L1-L2).
+        expected_discs: discs in the field of view; other counts give ``info["warning"]``.
+        orphan_removal: apply orphan removal.
+        anchor: ``"inferior"`` or ``"superior"``: the end level names start from when too few discs are found.
+        threshold: probability above which a voxel is disc.
+        batch_size, device, precision: passed to :func:`~discnet.inference.disc_probability`.
+        probability_fn: replaces the networks (tests, other models).
+
+    Returns:
+        ``(labels, probability, info)``: uint8 level labels and float32 disc probability, both in
+        ``volume``'s native voxel order and shape; ``info`` has the ``label_levels`` entries (``discs``,
+        ``dropped``, ``found``, ``expected``), ``orphan_voxels`` removed and ``warning`` (text or None).
+    """
+    names, values = level_order(default_levels() if levels is None else levels)
+    if not 1 <= expected_discs <= len(names):
+        raise InputError(None, f"expected discs {expected_discs} is not in 1..{len(names)}", "fix --expected-discs")
+    stack = prepare_volume(volume, None, input_cfg, image_size)
+    if probability_fn is None:
+        prob_slices = disc_probability(list(nets), stack.images, stack.native_shape, batch_size, device, precision)
+    else:
+        prob_slices = np.asarray(probability_fn(stack.images, stack.native_shape), np.float32)
+    prob_ras = from_slices(prob_slices)
+    mask_ras = prob_ras > threshold
+    cleaned = remove_orphans(mask_ras) if orphan_removal else mask_ras
+    mask = from_canonical(cleaned, volume)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DiscCountWarning)
+        labels, info = label_levels(mask, volume.affine, names, values, expected=expected_discs, anchor=anchor)
+    counted = any(issubclass(w.category, DiscCountWarning) for w in caught)
+    info["warning"] = count_warning(info, anchor) if counted else None
+    info["orphan_voxels"] = int(mask_ras.sum() - cleaned.sum())
+    return labels, from_canonical(prob_ras, volume).astype(np.float32, copy=False), info
+
+
+def count_warning(info: dict, anchor: str = "inferior") -> str:
+    """One short line on a disc count that differs from the expected one (from ``label_levels`` info).
+
+    Example:
+        >>> count_warning({"found": 7, "expected": 5, "discs": [], "dropped": [{"voxels": 9}, {"voxels": 4}]})
+        'found 7 disc components, expected 5: kept the 5 largest, dropped 2 (13 voxels)'
+    """
+    text = f"found {info['found']} disc components, expected {info['expected']}"
+    if info["dropped"]:
+        voxels = sum(d["voxels"] for d in info["dropped"])
+        return f"{text}: kept the {info['expected']} largest, dropped {len(info['dropped'])} ({voxels} voxels)"
+    if not info["discs"]:
+        return f"{text}: nothing to label"
+    first, last = info["discs"][0]["level"], info["discs"][-1]["level"]
+    other = "superior" if anchor == "inferior" else "inferior"
+    return (
+        f"{text}: named them {first}..{last} from the {anchor} end (touching discs merge into one; "
+        f"--anchor {other} counts from the other end)"
+    )
+
+
+def disc_volumes(labels: np.ndarray, voxel_volume: float, levels: Mapping[int, str]) -> list[dict]:
+    """One row per level present in ``labels``, superior to inferior: level, label, voxels, volume_mm3.
+
+    Example:
+        >>> disc_volumes(np.array([[[0, 1, 1, 2]]]), 0.5, {1: "L5-S1", 2: "L4-L5"})
+        [{'level': 'L4-L5', 'label': 2, 'voxels': 1, 'volume_mm3': 0.5}, {'level': 'L5-S1', 'label': 1, 'voxels': 2, 'volume_mm3': 1.0}]
+    """
+    names, values = level_order(levels)
+    counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=256)
+    rows = []
+    for name in names:
+        voxels = int(counts[values[name]])
+        if voxels:
+            rows.append({"level": name, "label": values[name], "voxels": voxels, "volume_mm3": voxels * voxel_volume})
+    return rows

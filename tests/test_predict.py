@@ -1,0 +1,304 @@
+"""``discnet predict`` and :mod:`discnet.predict`: exact output geometry, the orientation round trip end to
+end, ensembles, disc volumes, skip-existing, orphan removal and one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+import torch
+from omegaconf import OmegaConf
+
+import discnet.cli
+from discnet.data.preprocess import InputConfig
+from discnet.data.slices import to_slices
+from discnet.errors import InputError
+from discnet.io import Volume, read_levels, read_volume, to_canonical, write_like
+from discnet.models.checkpoint import load_net
+from discnet.models.segmenter import DiscSegmenter
+from discnet.predict import PRESETS, disc_volumes, input_config, load_models, predict_volume
+
+REPO = Path(__file__).resolve().parents[1]
+NET = {"base_filters": 4, "depth": 2}
+
+
+def save_checkpoint(path: Path, net: dict = NET, seed: int = 0, **hyper) -> Path:
+    """A tiny untrained discnet checkpoint; ``hyper`` overrides the recorded input/image_size (None drops).
+
+    The head is biased towards background so that the untrained model predicts small masks (fast).
+    """
+    torch.manual_seed(seed)
+    model = DiscSegmenter(net=net, optim={})
+    model.net.head.bias.data = torch.tensor([3.0, -3.0])
+    stored = {"net": net, "input": dataclasses.asdict(InputConfig()), "image_size": 32, **hyper}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hyper_parameters = {k: v for k, v in stored.items() if v is not None}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hyper_parameters}, path)
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread: on a small shared machine more threads make these tiny networks far slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> Path:
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.ckpt")
+
+
+def cli(*args) -> int:
+    """Run the console script with only this module's verbs (other verbs may not exist yet)."""
+    old = discnet.cli.VERBS
+    discnet.cli.VERBS = ["predict", "overlay"]
+    try:
+        return discnet.cli.main([str(a) for a in args])
+    finally:
+        discnet.cli.VERBS = old
+
+
+def fake_network(monkeypatch, truth: Volume) -> None:
+    """Make the "networks" answer ``truth``'s disc mask as sagittal slices (probability 1 on discs)."""
+    slices = to_slices(to_canonical(truth)[0] > 0).astype(np.float32)
+
+    def probability(nets, images, native_shape, *args, **kwargs):
+        assert images.shape[0] == slices.shape[0] and tuple(native_shape) == slices.shape[1:]
+        return slices.copy()
+
+    monkeypatch.setattr("discnet.predict.disc_probability", probability)
+
+
+def synthetic(tmp_path: Path, orphan: bool = False) -> tuple[Path, Volume]:
+    """A small non-RAS scan (axes P, I, L; 0.8 x 0.5 x 3 mm = 1.2 mm^3) with three disc slabs."""
+    affine = np.array([[0, 0, -3.0, 10], [-0.8, 0, 0, 5], [0, -0.5, 0, 40], [0, 0, 0, 1]])
+    shape = (20, 48, 9)
+    rng = np.random.default_rng(0)
+    image = Volume(rng.normal(100, 10, shape).astype(np.float32), affine)
+    labels = np.zeros(shape, np.uint8)
+    for value, rows in ((1, slice(38, 42)), (2, slice(24, 28)), (3, slice(10, 14))):  # axis 1 runs inferior
+        labels[4:16, rows, 2:7] = value
+    if orphan:  # 4 voxels on the next slice, above the L5-S1 disc: 3D-attached, an orphan by size
+        labels[6:8, 39:41, 7] = 1
+    path = tmp_path / "scan.nii.gz"
+    write_like(image.array, image, path, dtype=np.float32)
+    return path, Volume(labels, affine)
+
+
+def test_nifti_and_mha_outputs_keep_the_input_geometry(lumbar_dir, ckpt, tmp_path):
+    src = lumbar_dir / "sub11_T2w.nii.gz"
+    nii = tmp_path / "in" / "copy.nii"
+    nii.parent.mkdir()
+    nib.save(nib.load(src), nii)
+    mha = tmp_path / "in" / "itk.mha"
+    sitk.WriteImage(sitk.ReadImage(str(src)), str(mha))
+    out = tmp_path / "out"
+    assert cli("predict", "--ckpt", ckpt, src, nii, mha, "-o", out, "--same-format") == 0
+    for image, mask in ((src, out / "sub11_T2w_discs.nii.gz"), (nii, out / "copy_discs.nii")):
+        a, b = nib.load(image), nib.load(mask)
+        assert b.shape == a.shape and b.get_data_dtype() == np.uint8
+        assert np.array_equal(b.affine, a.affine)
+        for form in ("qform", "sform"):
+            assert int(b.header[f"{form}_code"]) == int(a.header[f"{form}_code"])
+            assert np.array_equal(getattr(b, f"get_{form}")(), getattr(a, f"get_{form}")())
+    a, b = sitk.ReadImage(str(mha)), sitk.ReadImage(str(out / "itk_discs.mha"))
+    assert (b.GetSize(), b.GetSpacing(), b.GetOrigin(), b.GetDirection()) == (
+        a.GetSize(),
+        a.GetSpacing(),
+        a.GetOrigin(),
+        a.GetDirection(),
+    )
+
+
+def test_ground_truth_round_trip_end_to_end(lumbar_dir, ckpt, tmp_path, monkeypatch):
+    """A "network" answering sub11's true discs on its sagittal slices must give back the true label map:
+    reorientation, slicing, resizing, orphan removal, level naming and writing all in the I,P,R file."""
+    truth = read_volume(lumbar_dir / "sub11_discs.nii.gz", kind="label")
+    fake_network(monkeypatch, truth)
+    args = ["--ckpt", ckpt, lumbar_dir / "sub11_T2w.nii.gz", "-o", tmp_path, "--levels", lumbar_dir / "levels.csv"]
+    assert cli("predict", *args, "--probabilities") == 0
+    written = nib.load(tmp_path / "sub11_T2w_discs.nii.gz")
+    assert np.array_equal(np.asarray(written.dataobj), truth.array)
+    prob = np.asarray(nib.load(tmp_path / "sub11_T2w_prob.nii.gz").dataobj)
+    assert prob.dtype == np.float32 and np.array_equal(prob > 0.5, truth.array > 0)
+    table = pd.read_csv(tmp_path / "volumes.csv")
+    counts = {v: int((truth.array == v).sum()) for v in range(1, 6)}
+    assert table["level"].tolist() == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert dict(zip(table["label"], table["voxels"], strict=True)) == counts
+
+
+def test_predict_volume_is_pure_and_native(lumbar_dir):
+    image = read_volume(lumbar_dir / "sub11_T2w.nii.gz")
+    truth = read_volume(lumbar_dir / "sub11_discs.nii.gz", kind="label")
+    before = image.array.copy()
+    slices = to_slices(to_canonical(truth)[0] > 0).astype(np.float32)
+    labels, prob, info = predict_volume(
+        [],
+        image,
+        PRESETS["stretched"],
+        32,
+        levels=read_levels(lumbar_dir / "levels.csv"),
+        probability_fn=lambda *a: slices,
+    )
+    assert np.array_equal(labels, truth.array) and prob.shape == image.shape
+    assert info["found"] == 5 and info["warning"] is None and info["orphan_voxels"] == 0
+    assert np.array_equal(image.array, before)
+
+
+def test_ensemble_averages_probabilities(tmp_path):
+    scan = Volume(np.random.default_rng(1).random((6, 24, 20), np.float32), np.diag([3.0, 0.5, 0.5, 1.0]))
+    paths = [save_checkpoint(tmp_path / f"{s}.ckpt", seed=s) for s in (1, 2)]
+    nets, cfg, size = load_models(paths)
+    assert size == 32 and cfg == InputConfig()
+    single = [predict_volume([n], scan, cfg, size, expected_discs=1)[1] for n in nets]
+    both = predict_volume(nets, scan, cfg, size, expected_discs=1)[1]
+    assert not np.allclose(single[0], single[1])
+    np.testing.assert_allclose(both, (single[0] + single[1]) / 2, atol=1e-5)
+
+
+def test_disc_volumes_in_mm3(tmp_path, ckpt, monkeypatch):
+    path, truth = synthetic(tmp_path)
+    fake_network(monkeypatch, truth)
+    assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "out", "--expected-discs", "3", "--qc") == 0
+    assert (tmp_path / "out" / "scan_qc.png").stat().st_size > 1000
+    table = pd.read_csv(tmp_path / "out" / "volumes.csv")
+    assert table.columns.tolist() == ["subject", "level", "label", "voxels", "volume_mm3"]
+    assert table["level"].tolist() == ["L3-L4", "L4-L5", "L5-S1"]  # superior first; default values 3, 2, 1
+    assert table["label"].tolist() == [3, 2, 1] and (table["subject"] == "scan").all()
+    assert (table["voxels"] == 12 * 4 * 5).all()
+    np.testing.assert_allclose(table["volume_mm3"], 240 * 1.2)
+    assert disc_volumes(truth.array, 1.2, {1: "L5-S1"}) == [
+        {"level": "L5-S1", "label": 1, "voxels": 240, "volume_mm3": 288.0}
+    ]
+
+
+def test_skip_existing_keeps_outputs_and_rereads_volumes(tmp_path, ckpt, monkeypatch):
+    path, truth = synthetic(tmp_path)
+    fake_network(monkeypatch, truth)
+    out = tmp_path / "out"
+    args = ["predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3"]
+    assert cli(*args) == 0
+    mask = out / "scan_discs.nii.gz"
+    edited = read_volume(mask, kind="label")
+    changed = edited.array.copy()
+    changed[changed == 3] = 0  # as if the user had edited the mask
+    write_like(changed, read_volume(path), mask)
+    stamp = mask.stat().st_mtime_ns
+    assert cli(*args, "--skip-existing") == 0
+    assert mask.stat().st_mtime_ns == stamp
+    assert pd.read_csv(out / "volumes.csv")["level"].tolist() == ["L4-L5", "L5-S1"]
+    assert cli(*args) == 0  # without the flag the scan is segmented again
+    assert pd.read_csv(out / "volumes.csv")["level"].tolist() == ["L3-L4", "L4-L5", "L5-S1"]
+
+
+def test_orphan_removal_on_by_default(tmp_path, ckpt, monkeypatch):
+    path, truth = synthetic(tmp_path, orphan=True)
+    fake_network(monkeypatch, truth)
+    voxels = {}
+    for flag in ([], ["--no-orphan-removal"]):
+        out = tmp_path / f"out{len(flag)}"
+        assert cli("predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3", *flag) == 0
+        table = pd.read_csv(out / "volumes.csv").set_index("level")
+        voxels[bool(flag)] = table.loc["L5-S1", "voxels"]
+    assert voxels == {False: 240, True: 244}
+
+
+def test_settings_from_run_config_then_flags(tmp_path):
+    bare = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt", input=None, image_size=None)
+    with pytest.raises(InputError, match="--input-preset"):
+        load_models([bare])
+    assert load_models([bare], "raw", 48)[1:] == (PRESETS["raw"], 48)
+    with pytest.raises(InputError, match="not 'raw'"):
+        load_models([save_checkpoint(tmp_path / "full.ckpt")], "raw")
+    config = {"input": {**dataclasses.asdict(PRESETS["augmented"]), "defaults": None}, "image_size": 64}
+    OmegaConf.save(OmegaConf.create(config), tmp_path / "run" / "config.yaml")
+    assert load_models([bare])[1:] == (PRESETS["augmented"], 64)
+
+
+def compose_preset(name: str) -> dict:
+    """conf/input/<name>.yaml with its defaults list applied (what Hydra composes)."""
+    raw = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "input" / f"{name}.yaml"))
+    merged = {}
+    for parent in raw.pop("defaults", []):
+        merged.update({} if parent == "_self_" else compose_preset(parent))
+    return {**merged, **raw}
+
+
+def test_presets_match_conf_input():
+    if not (REPO / "conf" / "input").is_dir():
+        pytest.skip("conf/ not beside the package")
+    for name, preset in PRESETS.items():
+        assert input_config(compose_preset(name)) == preset, name
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli("predict", "--help")
+    assert exit_.value.code == 0 and "--ckpt" in capsys.readouterr().out
+
+
+def bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    other = save_checkpoint(tmp_path / "other.ckpt")
+    data = torch.load(other, weights_only=True)
+    data["hyper_parameters"]["net"] = {"base_filters": 8, "depth": 2}
+    torch.save(data, other)
+    return {"corrupt": corrupt, "other": other, "size": save_checkpoint(tmp_path / "size.ckpt", image_size=64)}
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, ckpt, capsys):
+    image = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), image)
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    csv = tmp_path / "subjects.csv"
+    csv.write_text("subject,image\n../../x,scan.nii.gz\n")
+    bad = bad_checkpoints(tmp_path)
+    cases = {
+        "missing input": (ckpt, tmp_path / "nope.nii.gz", tmp_path / "o1"),
+        "corrupt checkpoint": (bad["corrupt"], image, tmp_path / "o2"),
+        "other architecture": (bad["other"], image, tmp_path / "o3"),
+        "mixed ensemble": ([ckpt, bad["size"]], image, tmp_path / "o4"),
+        "output is an input": (ckpt, image, image),
+        "unwritable output": (ckpt, image, blocker / "out"),
+        "escaping subject": (ckpt, csv, tmp_path / "o5"),
+    }
+    for case, (models, source, out) in cases.items():
+        models = models if isinstance(models, list) else [models]
+        ckpts = [a for m in models for a in ("--ckpt", m)]
+        assert cli("predict", *ckpts, source, "-o", out) == 2, case
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("discnet predict: error:") and "\n" not in err, (case, err)
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 6))
+    assert load_net(ckpt)[0].base_filters == 4
+
+
+def test_output_never_overwrites_an_input(tmp_path, ckpt, capsys):
+    source = tmp_path / "a.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), source)
+    shutil.copy(source, tmp_path / "a_discs.nii.gz")
+    assert cli("predict", "--ckpt", ckpt, source, tmp_path / "a_discs.nii.gz", "-o", tmp_path) == 2
+    assert "equals an input" in capsys.readouterr().err
+
+
+def test_disc_count_warning_is_one_line(tmp_path, ckpt, monkeypatch, capsys):
+    path, truth = synthetic(tmp_path)
+    fake_network(monkeypatch, truth)
+    assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "out") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert lines == [
+        "warning: scan: found 3 disc components, expected 5: named them L3-L4..L5-S1 from the inferior end "
+        "(touching discs merge into one; --anchor superior counts from the other end)"
+    ]
+    assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "up", "--anchor", "superior") == 0
+    assert pd.read_csv(tmp_path / "up" / "volumes.csv")["level"].tolist() == ["L1-L2", "L2-L3", "L3-L4"]
