@@ -67,6 +67,8 @@ def _build(cfg: DictConfig, out: Path):
     if any(k == "wandb" for k in cfg.logger):
         _wandb_offline_without_key()
     loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
+    for logger in loggers:
+        logger.log_hyperparams(_container(cfg))
     callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
     trainer = hydra.utils.instantiate(
         cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(out)
