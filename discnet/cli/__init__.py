@@ -1,7 +1,8 @@
 """``discnet`` console script: one sub-command per verb, each in its own module of this package.
 
 A verb module defines ``add_parser(subparsers)`` which registers its parser and sets
-``func=run`` where ``run(args) -> int | None``.
+``func=run`` where ``run(args) -> int | None``. Only the module of the verb being run is imported (the
+others are listed with their one-line summary), so a command starts without importing every library.
 """
 
 from __future__ import annotations
@@ -15,19 +16,36 @@ from discnet.errors import InputError
 VERBS = ["synth", "split", "predict", "overlay", "evaluate", "volumes", "agreement"]
 
 
-def build_parser() -> argparse.ArgumentParser:
+SUMMARIES = {
+    "synth": "write synthetic lumbar spine MRI phantoms with disc labels",
+    "split": "split subjects into training and validation sets, balanced by degeneration grade",
+    "predict": "segment and measure the discs of scans with trained models",
+    "overlay": "draw sagittal slices with a disc segmentation over the scan (quality control)",
+    "evaluate": "score predicted disc label maps against ground truth (Dice, volume ratio, ...)",
+    "volumes": "measure each disc's volume (mm^3 and cm^3) in label files",
+    "agreement": "inter-reader Dice between every two readers' segmentations",
+}
+
+
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """The parser; ``selected`` verb's module is imported (all of them when None and unsummarised)."""
     parser = argparse.ArgumentParser(
         prog="discnet", description="Intervertebral disc segmentation and measurement in spine MRI."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb in VERBS:
-        importlib.import_module(f"discnet.cli.{verb}").add_parser(sub)
+        if verb != selected and verb in SUMMARIES:
+            sub.add_parser(verb, help=SUMMARIES[verb], add_help=False)
+        else:
+            importlib.import_module(f"discnet.cli.{verb}").add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    selected = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(selected if selected in VERBS else None).parse_args(argv)
     try:
         code = args.func(args)
     except InputError as err:
