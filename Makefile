@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
 
 DEMO := demo_out
+DEMO_SUBJECTS := 12
 # Half-resolution phantoms (1.04 mm in-plane) keep the demo to a few CPU minutes.
 DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 
@@ -33,7 +34,7 @@ lint: $(STAMP)  ## ruff check and format check
 	$(BIN)/ruff format --check discnet tests train.py
 
 demo: $(STAMP)  ## synthetic phantoms -> train a small U-Net -> predict a held-out phantom -> its Dice
-	$(BIN)/discnet synth $(DEMO)/data --subjects 10 --seed 0 $(DEMO_SYNTH) --overwrite
+	$(BIN)/discnet synth $(DEMO)/data --subjects $(DEMO_SUBJECTS) --seed 0 $(DEMO_SYNTH) --overwrite
 	$(BIN)/discnet split $(DEMO)/data/subjects.csv --val 2 --seed 0
 	$(BIN)/discnet synth $(DEMO)/heldout --subjects 1 --seed 1000 $(DEMO_SYNTH) --overwrite
 	$(BIN)/python train.py experiment=demo data.manifest=$(CURDIR)/$(DEMO)/data/subjects.csv \

@@ -15,12 +15,7 @@ from discnet.qc import FN, FP, TP, overlay_figure, write_overlay
 
 
 def cli(*args) -> int:
-    old = discnet.cli.VERBS
-    discnet.cli.VERBS = ["predict", "overlay"]
-    try:
-        return discnet.cli.main([str(a) for a in args])
-    finally:
-        discnet.cli.VERBS = old
+    return discnet.cli.main([str(a) for a in args])
 
 
 def pixels_like(picture: np.ndarray, colour: tuple, tol: float = 0.12) -> np.ndarray:

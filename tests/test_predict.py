@@ -58,13 +58,7 @@ def ckpt(tmp_path_factory) -> Path:
 
 
 def cli(*args) -> int:
-    """Run the console script with only this module's verbs (other verbs may not exist yet)."""
-    old = discnet.cli.VERBS
-    discnet.cli.VERBS = ["predict", "overlay"]
-    try:
-        return discnet.cli.main([str(a) for a in args])
-    finally:
-        discnet.cli.VERBS = old
+    return discnet.cli.main([str(a) for a in args])
 
 
 def fake_network(monkeypatch, truth: Volume) -> None:

@@ -80,14 +80,24 @@ class DiscSegmenter(L.LightningModule):
             precision="bf16" if "bf16" in str(self.trainer.precision) else "32",
             channels_last=self.hparams.channels_last,
         )
-        score = dice(prob > self.hparams.threshold, volume.native_labels)
-        self.val_scores[volume.subject] = score
-        self.log("val/dsc", score, on_epoch=True, prog_bar=True, batch_size=1, sync_dist=True)
+        self.val_scores[volume.subject] = dice(prob > self.hparams.threshold, volume.native_labels)
+
+    def _gathered_scores(self) -> dict[str, float]:
+        """Per-subject scores of every process (DDP splits the validation volumes between them)."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return dict(self.val_scores)
+        parts = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, self.val_scores)
+        return {subject: score for part in parts for subject, score in part.items()}
 
     def on_validation_epoch_end(self) -> None:
-        if self.trainer.sanity_checking or not self.val_scores:
+        self.val_scores = self._gathered_scores()
+        if not self.val_scores:
             return
         mean = sum(self.val_scores.values()) / len(self.val_scores)
+        self.log("val/dsc", mean, prog_bar=True)
+        if self.trainer.sanity_checking:
+            return
         self.history.append({"epoch": self.current_epoch, "val/dsc": mean, **self.val_scores})
         if mean > self.best["dsc"]:
             self.best = {"dsc": mean, "epoch": self.current_epoch, "subjects": dict(self.val_scores)}
