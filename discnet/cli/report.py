@@ -1,0 +1,59 @@
+"""``discnet report``: leaderboards, statistics and the paper's figures in one folder.
+
+Example:
+    discnet report multirun/train/r2-* -o analysis/round2 -n 10
+    discnet report multirun/train/r1-* --factors params,input --metrics metrics.csv \\
+        --agreement agreement.csv -o analysis/round1
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from discnet.cli.stats import DESCRIPTION, add_analysis_options
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="leaderboards, statistics and figures (Dice per version, levels and grades, inter-reader)",
+        description=(
+            "Write into DIR: stats.md and its CSV tables (as discnet stats), the leaderboards (as discnet "
+            "leaderboard -o) and PNG figures: dice_by_version.png (box plots of the runs' mean Dice with "
+            "letters), leaderboard.png, orphan_removal.png (when runs have orphan-removed Dice), "
+            "discs_by_level_grade.png (with --metrics) and agreement.png (with --agreement). " + DESCRIPTION
+        ),
+    )
+    add_analysis_options(parser)
+    parser.add_argument("-n", "--top", type=int, default=20, metavar="N", help="runs in the leaderboards (default 20)")
+    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from discnet.cli.stats import analyse_inputs, load_inputs
+    from discnet.errors import InputError
+    from discnet.report import write_report
+
+    if args.output.is_file():
+        raise InputError(args.output, "is a file", "give a folder for the report")
+    if args.top < 1:
+        raise InputError(None, f"-n {args.top} is not a positive number of runs", "give e.g. -n 20")
+    inputs = load_inputs(args)
+    analysis = analyse_inputs(args, inputs)
+    written = write_report(
+        args.output,
+        inputs["long"],
+        analysis,
+        n=args.top,
+        intro=inputs["intro"],
+        discs=inputs["discs"],
+        agreement=inputs["agreement"],
+        pooled=args.pooled_sd,
+        alpha=args.alpha,
+    )
+    for note in analysis.notes:
+        print(f"note: {note}")
+    print(f"wrote {len(written)} files to {args.output}: {', '.join(p.name for p in written)}")
+    return 0
