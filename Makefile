@@ -4,6 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export WANDB_MODE ?= offline
+# Text files and console output in UTF-8 whatever the locale (CI machines may have none).
+export PYTHONUTF8 := 1
 
 DEMO := demo_out
 DEMO_SUBJECTS := 12

@@ -63,7 +63,7 @@ def write_csv(table: pd.DataFrame, path: Path) -> Path:
 
 def write_text(text: str, path: Path) -> Path:
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
     return path
 
 

@@ -108,7 +108,7 @@ def load_runs(folders: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str]]:
     rows, notes = [], []
     for path in find_summaries(folders):
         try:
-            summary = json.loads(path.read_text())
+            summary = json.loads(path.read_text(encoding="utf-8"))
             rows += summary_rows(summary, str(path.parent))
         except (OSError, ValueError, TypeError, AttributeError) as err:
             notes.append(f"{path}: skipped: {err}")

@@ -32,14 +32,14 @@ SUMMARY = "summary.json"
 def read_summary(folder: str | Path) -> dict | None:
     """The run's ``summary.json``, or None when absent or unreadable."""
     try:
-        return json.loads((Path(folder) / SUMMARY).read_text())
+        return json.loads((Path(folder) / SUMMARY).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
 
 def write_json(data: dict, path: Path) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
 
 
 def _wandb_offline_without_key() -> None:

@@ -13,7 +13,20 @@ import sys
 
 from discnet.errors import InputError
 
-VERBS = ["synth", "split", "predict", "overlay", "evaluate", "volumes", "agreement"]
+VERBS = [
+    "synth",
+    "split",
+    "predict",
+    "overlay",
+    "evaluate",
+    "volumes",
+    "agreement",
+    "leaderboard",
+    "stats",
+    "report",
+    "convert",
+    "export",
+]
 
 
 SUMMARIES = {
@@ -24,6 +37,11 @@ SUMMARIES = {
     "evaluate": "score predicted disc label maps against ground truth (Dice, volume ratio, ...)",
     "volumes": "measure each disc's volume (mm^3 and cm^3) in label files",
     "agreement": "inter-reader Dice between every two readers' segmentations",
+    "leaderboard": "rank training runs by mean validation Dice (top N runs, per-version mean +- SD)",
+    "stats": "the paper's statistics: mixed model, pairwise tests with letters, disc-level tests",
+    "report": "leaderboards, statistics and figures (Dice per version, levels and grades, inter-reader)",
+    "convert": "convert a Keras model (.h5, .keras, .weights.h5) into a discnet checkpoint",
+    "export": "export a checkpoint's network to TorchScript or ONNX",
 }
 
 

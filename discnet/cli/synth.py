@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = generate_dataset(
         out, args.subjects, seed=args.seed, sessions=args.sessions, **shape, **spacing, **slices
     )
-    with open(manifest, newline="") as fh:
+    with open(manifest, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     first = {row["subject"]: row for row in rows}.values()
     grades = Counter(v for row in first for k, v in row.items() if k.startswith("grade_"))

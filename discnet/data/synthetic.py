@@ -214,7 +214,7 @@ def generate_dataset(
 
 
 def _write_csv(path: Path, columns: list[str], rows: list[dict]) -> Path:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)

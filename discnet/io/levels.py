@@ -24,7 +24,7 @@ def default_levels() -> dict[int, str]:
 
 
 def _read_csv(path: Path) -> dict[int, str]:
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:
         rows = list(csv.DictReader(f))
     if not rows or not {"label", "level"} <= set(rows[0]):
         raise InputError(path, "needs the columns 'label,level'", "write one row per label value")
@@ -36,7 +36,7 @@ def _read_csv(path: Path) -> dict[int, str]:
 
 def _read_itksnap(path: Path) -> dict[int, str]:
     levels = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = shlex.split(line)
