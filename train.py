@@ -6,10 +6,15 @@ Examples:
     python train.py -m '+experiment/round1=glob(*)' 'seed=range(8)'
 """
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from discnet.train_entry import guarded_run
+from discnet.train_entry import check_overrides, guarded_run
+
+CONF = Path(__file__).resolve().parent / "conf"
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -18,4 +23,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:], CONF, "train")
     main()

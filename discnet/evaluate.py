@@ -229,6 +229,8 @@ def evaluate_files(
     rows = []
     for subject, (pred_path, truth_path) in pairs.items():
         truth = read_volume(truth_path, kind="label")
+        if not truth.array.any():
+            raise InputError(truth_path, "ground truth has no disc labelled (empty map)", "give this scan's truth map")
         pred = read_volume(pred_path, kind="label")
         for row in evaluate_pair(pred, truth, levels):
             rows.append({"subject": subject, **row, "prediction": str(pred_path), "truth": str(truth_path)})

@@ -200,6 +200,8 @@ def predict_volume(
     names, values = level_order(default_levels() if levels is None else levels)
     if not 1 <= expected_discs <= len(names):
         raise InputError(None, f"expected discs {expected_discs} is not in 1..{len(names)}", "fix --expected-discs")
+    if np.ptp(volume.array) == 0:
+        raise InputError(volume.path, "image is constant (no contrast to segment)", "give the scan itself")
     stack = prepare_volume(volume, None, input_cfg, image_size)
     if probability_fn is None:
         prob_slices = disc_probability(list(nets), stack.images, stack.native_shape, batch_size, device, precision)

@@ -1,7 +1,8 @@
 """Error handling around a training run (:func:`discnet.training.run`).
 
 A single run with bad input prints one line and exits with code 2. In a sweep (``-m``), a failing run
-is recorded as failed in its own ``summary.json`` and the sweep goes on with the other runs.
+is recorded as failed in its own ``summary.json`` and the sweep goes on with the other runs. Command-line
+overrides are checked first (:func:`check_overrides`), so an unknown or malformed one is one line too.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import sys
 import traceback
 from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from discnet.errors import InputError
 from discnet.training import SUMMARY, run, write_json
@@ -51,3 +57,80 @@ def guarded_run(cfg: DictConfig) -> float | None:
             print(f"train.py: error: {err}", file=sys.stderr)
             sys.exit(2)
         raise
+
+
+def _one_line(err: BaseException) -> str:
+    cause = f" ({str(err.__cause__).splitlines()[0]})" if str(err.__cause__ or "").strip() else ""
+    text = " ".join(f"{err}{cause}".split())
+    return text.split(" Config search path:")[0]
+
+
+def override_error(argv: list[str], config_dir: str | Path, config_name: str) -> InputError | None:
+    """The first unknown or malformed override in ``argv`` as an :class:`InputError`, or None.
+
+    Each override is parsed and the config composed with them (a sweep by its first value, ``glob``
+    sweeps unchecked). Command lines with other options than ``-m`` are left to Hydra.
+
+    Example:
+        >>> str(override_error(["nosuchkey=1"], "conf", "train")).split(":")[0]
+        'nosuchkey=1'
+    """
+    if any(a.startswith("-") and a not in ("-m", "--multirun") for a in argv):
+        return None
+    texts = [a for a in argv if not a.startswith("-")]
+    multirun = len(texts) < len(argv)
+    fix = "see python train.py --help for the options (a new key needs a leading +)"
+    try:
+        overrides = OverridesParser.create().parse_overrides(texts)
+    except HydraException as err:
+        bad = next((t for t in texts if _parses(t) is False), " ".join(texts))
+        return InputError(bad, f"malformed override ({_one_line(err)})", fix)
+    checked = []
+    for override in overrides:
+        if override.is_sweep_override():
+            if not multirun:
+                return InputError(
+                    override.input_line, "is a sweep but -m is not given", "add -m to sweep, or give one value"
+                )
+            if "GLOB" in override.value_type.name:
+                continue
+            first = next(iter(override.sweep_string_iterator()))
+            checked.append((override, f"{override.get_key_element()}={first}"))
+        else:
+            checked.append((override, override.input_line))
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+            err = _composes(config_name, [text for _, text in checked])
+    finally:
+        GlobalHydra.instance().clear()
+    if err is None:
+        return None
+    message = _one_line(err)
+    named = [o.input_line for o, _ in checked if f"'{o.key_or_group}" in message]
+    return InputError(named[0] if named else " ".join(texts), f"unknown or invalid override ({message})", fix)
+    return None
+
+
+def _composes(config_name: str, overrides: list[str]) -> Exception | None:
+    try:
+        compose(config_name, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        return err
+    return None
+
+
+def _parses(text: str) -> bool:
+    try:
+        OverridesParser.create().parse_overrides([text])
+    except HydraException:
+        return False
+    return True
+
+
+def check_overrides(argv: list[str], config_dir: str | Path, config_name: str) -> None:
+    """Exit with one line and code 2 when an override in ``argv`` is unknown or malformed."""
+    err = override_error(argv, config_dir, config_name)
+    if err is not None:
+        print(f"train.py: error: {err}", file=sys.stderr)
+        sys.exit(2)

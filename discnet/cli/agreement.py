@@ -17,7 +17,7 @@ from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
 from discnet.evaluate import collect_label_files
 from discnet.io import read_levels
-from discnet.io.atomic import atomic_path
+from discnet.io.atomic import atomic_path, refuse_input
 
 
 def add_parser(subparsers) -> None:
@@ -66,6 +66,10 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None and args.output.is_dir():
         raise InputError(args.output, "is a folder", "give a CSV file name, e.g. agreement.csv")
     readers = reader_files(args.readers)
+    if args.output is not None:
+        refuse_input(
+            args.output, [*(f for files in readers.values() for f in files.values()), args.levels, args.subjects]
+        )
     manifest = load_manifest(args.subjects, require_labels=False, check_files=False) if args.subjects else None
     table = agreement_table(readers, levels, manifest)
     if table.empty:

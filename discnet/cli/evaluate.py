@@ -17,7 +17,7 @@ from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
 from discnet.evaluate import collect_label_files, evaluate_files, manifest_names, pair_files, summary_table
 from discnet.io import read_levels
-from discnet.io.atomic import atomic_path
+from discnet.io.atomic import atomic_path, refuse_input
 
 
 def add_parser(subparsers) -> None:
@@ -88,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     if args.subjects is not None:
         manifest = load_manifest(args.subjects, require_labels=False, check_files=False)
     pairs, unpaired = _pairs(args, manifest)
+    refuse_input(args.output, [*(f for pair in pairs.values() for f in pair), args.levels, args.subjects])
     table = evaluate_files(pairs, levels, manifest)
     with atomic_path(args.output) as tmp:
         table.to_csv(tmp, index=False)

@@ -235,8 +235,9 @@ def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, fl
 
 
 def _progress(console: Console) -> Progress:
+    """A progress bar on terminals only, erased at the end (so that an error stays one line)."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-    return Progress(*columns, TimeRemainingColumn(), console=console)
+    return Progress(*columns, TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
 
 
 def run(args: argparse.Namespace) -> int:

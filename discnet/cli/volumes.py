@@ -14,7 +14,7 @@ from pathlib import Path
 from discnet.errors import InputError
 from discnet.evaluate import collect_label_files
 from discnet.io import read_levels
-from discnet.io.atomic import atomic_path
+from discnet.io.atomic import atomic_path, refuse_input
 from discnet.volumes import MIN_FRACTION, LabelMappingWarning, volumes_table
 
 
@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output.is_dir():
         raise InputError(args.output, "is a folder", "give a CSV file name, e.g. volumes.csv")
     files = collect_label_files(args.labels)
+    refuse_input(args.output, [*files.values(), args.levels])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LabelMappingWarning)
         table = volumes_table(files, levels)

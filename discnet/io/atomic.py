@@ -15,8 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from discnet.errors import InputError
 
 
 def full_suffix(path: Path) -> str:
@@ -27,6 +29,18 @@ def full_suffix(path: Path) -> str:
     return path.suffix
 
 
+def refuse_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
+    """InputError when the output path ``out`` is one of the ``inputs`` (None entries are ignored).
+
+    Example:
+        >>> refuse_input("metrics.csv", ["truth.nii.gz", None])
+    """
+    target = Path(out).resolve()
+    for path in inputs:
+        if path is not None and Path(path).resolve() == target:
+            raise InputError(out, "output path equals an input file", "choose another output file name")
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
@@ -35,7 +49,11 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     exception (or interruption) the temporary file is removed and ``final`` is left untouched.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        problem = f"output folder cannot be created ({err.strerror or err})"
+        raise InputError(final.parent, problem, "choose another output path") from err
     suffix = full_suffix(final)
     stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
     tmp = final.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}")

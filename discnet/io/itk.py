@@ -7,6 +7,10 @@ in ``Volume.header`` for bit-exact write-back.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +19,21 @@ import SimpleITK as sitk
 from discnet.io.volume import Volume
 
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
+sitk.ProcessObject_SetGlobalWarningDisplay(False)  # readers' failures raise; their warnings are noise
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence C++ readers (MetaIO) that print to the process's stderr on a bad file."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def itk_affine(spacing, origin, direction) -> np.ndarray:
@@ -53,7 +72,9 @@ def _to_volume(image: sitk.Image, path: Path) -> Volume:
 
 def read_itk(path: Path) -> Volume:
     """Read a single-file image (NRRD, MHA/MHD, GIPL, ...) with SimpleITK."""
-    return _to_volume(sitk.ReadImage(str(path)), path)
+    with _quiet_stderr():
+        image = sitk.ReadImage(str(path))
+    return _to_volume(image, path)
 
 
 def dicom_files(folder: Path) -> list[str]:
@@ -74,7 +95,8 @@ def itk_geometry(path: Path) -> tuple[tuple[int, ...], dict]:
     """Size (x, y, z) and geometry from the header only."""
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    reader.ReadImageInformation()
+    with _quiet_stderr():
+        reader.ReadImageInformation()
     geometry = {
         "spacing": reader.GetSpacing(),
         "origin": reader.GetOrigin(),

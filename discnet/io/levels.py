@@ -57,7 +57,8 @@ def read_levels(path: str | Path | None) -> dict[int, str]:
         return default_levels()
     path = Path(path)
     if not path.is_file():
-        raise InputError(path, "levels file not found", "give a levels.csv (label,level) or ITK-SNAP .label file")
+        problem = "is a folder, not a levels file" if path.is_dir() else "levels file not found"
+        raise InputError(path, problem, "give a levels.csv (label,level) or ITK-SNAP .label file")
     levels = _read_csv(path) if path.suffix.lower() == ".csv" else _read_itksnap(path)
     if len(set(levels.values())) != len(levels):
         raise InputError(path, "names the same level twice", "give each level one label value")

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from discnet.errors import InputError
 from discnet.models.unet import UNet
 
 PREFIX = "net."
+_FIX = "give a checkpoint written by discnet train or discnet convert"
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
 
 
 def build_net(kwargs: dict) -> UNet:
@@ -33,17 +39,23 @@ def build_net(kwargs: dict) -> UNet:
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint's contents, loaded with ``weights_only=True``; InputError on anything else."""
     path = Path(path)
+    if path.is_dir():
+        raise InputError(path, "is a folder, not a checkpoint file", "give the path of a .ckpt file")
     if not path.is_file():
         raise InputError(path, "checkpoint not found", "give the path of a .ckpt file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError, ValueError, AttributeError) as err:
-        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        with warnings.catch_warnings():  # torch warns about pickle protocols of foreign files
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if not str(err).startswith("Weights only load failed"):
+            raise InputError(path, f"is not a loadable discnet checkpoint ({_first_line(err)})", _FIX) from err
         raise InputError(
-            path,
-            f"is not a loadable discnet checkpoint ({reason})",
-            "give a checkpoint written by discnet train or discnet convert",
+            path, "holds Python objects other than weights: refused without running them (weights_only)", _FIX
         ) from err
+    except (RuntimeError, OSError, zipfile.BadZipFile, EOFError, ValueError, AttributeError) as err:
+        problem = f"cannot be read as a checkpoint: truncated, corrupt or another format ({_first_line(err)})"
+        raise InputError(path, problem, _FIX) from err
     if not isinstance(data, dict) or "state_dict" not in data:
         raise InputError(path, "is not a discnet checkpoint (no state_dict)", "give a checkpoint written by discnet")
     return data
