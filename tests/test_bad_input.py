@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-import runpy
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,6 +18,7 @@ import torch
 import discnet.cli
 from discnet.data.preprocess import InputConfig
 from discnet.models.segmenter import DiscSegmenter
+from tests.train_helpers import run_train_script
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -247,16 +246,7 @@ def test_debug_shows_the_traceback(d, capsys):
 
 
 def train_py(monkeypatch, capsys, *overrides: str) -> tuple[int, str]:
-    """``python train.py OVERRIDES`` in this process (the script itself, its override check included)."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    monkeypatch.setattr(sys, "argv", [str(REPO / "train.py"), *overrides])
-    GlobalHydra.instance().clear()
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(REPO / "train.py"), run_name="__main__")
-    GlobalHydra.instance().clear()
-    return exit_info.value.code, capsys.readouterr().err
+    return run_train_script(monkeypatch, capsys, *overrides)
 
 
 TRAIN_CASES: dict[str, Callable[[SimpleNamespace], tuple[list, str, str]]] = {

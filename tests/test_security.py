@@ -8,9 +8,7 @@ import base64
 import json
 import marshal
 import pickle
-import runpy
 import shutil
-import sys
 from pathlib import Path
 
 import h5py
@@ -23,6 +21,7 @@ import discnet.cli
 from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
 from discnet.models.checkpoint import read_checkpoint
+from tests.train_helpers import run_train_script
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "discnet").rglob("*.py")) + [REPO / "train.py"]
@@ -81,8 +80,6 @@ def train_py(monkeypatch, capsys, tmp_path: Path, *overrides: str) -> tuple[int,
 
     The manifest does not exist: ``model.init_from`` is loaded before any data is read.
     """
-    from hydra.core.global_hydra import GlobalHydra
-
     args = [
         "trainer=smoke",
         "logger=none",
@@ -95,13 +92,7 @@ def train_py(monkeypatch, capsys, tmp_path: Path, *overrides: str) -> tuple[int,
         "hydra/job_logging=none",
         *overrides,
     ]
-    monkeypatch.setattr(sys, "argv", [str(REPO / "train.py"), *args])
-    GlobalHydra.instance().clear()
-    capsys.readouterr()
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(str(REPO / "train.py"), run_name="__main__")
-    GlobalHydra.instance().clear()
-    return exit_info.value.code, capsys.readouterr().err
+    return run_train_script(monkeypatch, capsys, *args)
 
 
 def lambda_payload(marker: Path) -> str:

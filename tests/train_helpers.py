@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import runpy
+import sys
 from pathlib import Path
 
+import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
 
 TINY = ["image_size=32", "model.net.base_filters=4", "model.net.depth=2", "model.batch_size=8", "logger=csv"]
 
@@ -24,3 +28,17 @@ def tiny_config(manifest: Path, out: Path, *overrides: str):
         cfg.paths.cache_dir = str(out.parent / "cache")
         cfg.callbacks.pop("progress")
     return cfg
+
+
+def run_train_script(monkeypatch, capsys, *args: str) -> tuple[int, str]:
+    """``python train.py ARGS`` in this process (the script itself, its override check included).
+
+    Returns (exit code, stderr).
+    """
+    monkeypatch.setattr(sys, "argv", [str(REPO / "train.py"), *args])
+    GlobalHydra.instance().clear()
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(REPO / "train.py"), run_name="__main__")
+    GlobalHydra.instance().clear()
+    return exit_info.value.code, capsys.readouterr().err
