@@ -39,6 +39,7 @@ demo: $(STAMP)  ## synthetic phantoms -> train a small U-Net -> predict a held-o
 	$(BIN)/discnet synth $(DEMO)/data --subjects $(DEMO_SUBJECTS) --seed 0 $(DEMO_SYNTH) --overwrite
 	$(BIN)/discnet split $(DEMO)/data/subjects.csv --val 2 --seed 0
 	$(BIN)/discnet synth $(DEMO)/heldout --subjects 1 --seed 1000 $(DEMO_SYNTH) --overwrite
+	rm -rf $(DEMO)/train
 	$(BIN)/python train.py experiment=demo data.manifest=$(CURDIR)/$(DEMO)/data/subjects.csv \
 		hydra.run.dir=$(DEMO)/train paths.cache_dir=$(DEMO)/cache skip_complete=false
 	$(BIN)/discnet predict --ckpt $(DEMO)/train/checkpoints/best.ckpt $(DEMO)/heldout/subjects.csv \
