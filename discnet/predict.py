@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +26,7 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from discnet.data.preprocess import InputConfig, prepare_volume
+from discnet.data.preprocess import InputConfig, input_config, prepare_volume
 from discnet.data.slices import from_slices
 from discnet.errors import InputError
 from discnet.inference import disc_probability
@@ -47,12 +46,6 @@ PRESETS: dict[str, InputConfig] = {
 
 #: A stand-in for the networks: ``(images (n, S, S), native_shape) -> (n, H, W)`` disc probability.
 ProbabilityFn = Callable[[torch.Tensor, tuple[int, int]], np.ndarray]
-
-
-def input_config(fields: Mapping) -> InputConfig:
-    """An :class:`InputConfig` from a stored dict; keys that are not InputConfig fields are ignored."""
-    names = {f.name for f in dataclasses.fields(InputConfig)}
-    return InputConfig(**{k: v for k, v in dict(fields).items() if k in names})
 
 
 def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:

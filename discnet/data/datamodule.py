@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from discnet.data.cache import cache_key, cached_stack
 from discnet.data.manifest import load_manifest
-from discnet.data.preprocess import InputConfig, SliceStack, prepare_volume
+from discnet.data.preprocess import InputConfig, SliceStack, input_config, prepare_volume
 from discnet.errors import InputError
 from discnet.io import read_volume
 
@@ -92,7 +92,7 @@ class DiscDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.manifest = Path(manifest)
-        self.input = input if isinstance(input, InputConfig) else InputConfig(**dict(input or {}))
+        self.input = input if isinstance(input, InputConfig) else input_config(input)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.cache_dir, self.seed, self.val_split = cache_dir, seed, val_split
         self.train_set: SliceDataset | None = None

@@ -14,6 +14,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,6 +54,12 @@ class InputConfig:
     def __post_init__(self):
         if self.stretch not in ("none", "volume", "slice"):
             raise ValueError(f"input.stretch must be none, volume or slice, not {self.stretch!r}")
+
+
+def input_config(fields: Mapping | None) -> InputConfig:
+    """An :class:`InputConfig` from a config or stored dict; keys that are not its fields are ignored."""
+    names = {f.name for f in dataclasses.fields(InputConfig)}
+    return InputConfig(**{k: v for k, v in dict(fields or {}).items() if k in names})
 
 
 @dataclass
