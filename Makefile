@@ -12,7 +12,7 @@ DEMO_SUBJECTS := 12
 # Half-resolution phantoms (1.04 mm in-plane) keep the demo to a few CPU minutes.
 DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 
-.PHONY: help setup test test-all lint demo sync clean
+.PHONY: help setup test test-all lint demo lumbar-t2 sync clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,8 +32,8 @@ test-all: $(STAMP)  ## run every test, slow ones included
 	$(BIN)/pytest -q -m ''
 
 lint: $(STAMP)  ## ruff check and format check
-	$(BIN)/ruff check discnet tests train.py
-	$(BIN)/ruff format --check discnet tests train.py
+	$(BIN)/ruff check discnet tests experiments train.py
+	$(BIN)/ruff format --check discnet tests experiments train.py
 
 demo: $(STAMP)  ## synthetic phantoms -> train a small U-Net -> predict a held-out phantom -> its Dice
 	$(BIN)/discnet synth $(DEMO)/data --subjects $(DEMO_SUBJECTS) --seed 0 $(DEMO_SYNTH) --overwrite
@@ -47,6 +47,9 @@ demo: $(STAMP)  ## synthetic phantoms -> train a small U-Net -> predict a held-o
 	$(BIN)/discnet evaluate --pred $(DEMO)/predict --subjects $(DEMO)/heldout/subjects.csv \
 		--levels $(DEMO)/heldout/levels.csv -o $(DEMO)/predict/metrics.csv
 	@echo "Outputs: model $(DEMO)/train/checkpoints/best.ckpt, masks + volumes.csv + QC in $(DEMO)/predict"
+
+lumbar-t2: $(STAMP)  ## leave-one-out on ../shared/data/lumbar-t2 (raw vs stretched) + a final model; ~1 h CPU
+	$(BIN)/python experiments/lumbar_t2/run.py
 
 sync: $(STAMP)  ## upload offline W&B runs (needs WANDB_API_KEY)
 	find . -path ./.venv -prune -o -type d -name 'offline-run-*' -print | xargs -r $(BIN)/wandb sync

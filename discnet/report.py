@@ -100,6 +100,20 @@ def _table(header: Sequence[str], rows: list[Sequence]) -> list[str]:
     return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows)]
 
 
+def frame_markdown(table: pd.DataFrame, digits: int = 4) -> str:
+    """A DataFrame (its index included) as a markdown table, numbers rounded to ``digits``.
+
+    Example:
+        >>> print(frame_markdown(pd.DataFrame({"dice": [0.91234]}, index=pd.Index(["sub11"], name="subject"))))
+        | subject | dice |
+        | --- | --- |
+        | sub11 | 0.9123 |
+    """
+    flat = table.round(digits).reset_index()
+    header = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in flat.columns]
+    return "\n".join(_table(header, flat.itertuples(index=False)))
+
+
 def _mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}")
 

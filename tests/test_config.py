@@ -99,3 +99,15 @@ def test_round2_presets(version, syntax, tmp_path):
     )
     assert got == ROUND2[version]
     assert (cfg.model.name, cfg.input.name, cfg.round, cfg.version) == ("unet75", "stretched", 2, f"r2-{version}")
+
+
+def test_lumbar_t2_data_reads_the_shared_folder_by_a_root_value(tmp_path, lumbar_dir):
+    project = Path(__file__).resolve().parents[1]
+    cfg = _compose(["experiment=lumbar_t2", "data.val_subjects=[sub20]"], tmp_path)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(project)
+    dm = hydra.utils.instantiate(cfg.data, input=OmegaConf.to_container(cfg.input))
+    assert dm.manifest.resolve() == (lumbar_dir / "subjects.csv").resolve()
+    assert dm.val_subjects == ["sub20"] and cfg.image_size % 2**cfg.model.net.depth == 0
+    own = _compose(["data=lumbar_t2", f"data.root={tmp_path}"], tmp_path)
+    assert hydra.utils.instantiate(own.data).manifest == tmp_path / "subjects.csv"

@@ -79,3 +79,35 @@ def test_manifest_without_split_is_refused(lumbar_dir, tmp_path):
     ).to_csv(path, index=False)
     with pytest.raises(InputError, match="discnet split"):
         DiscDataModule(str(path), image_size=32).setup("fit")
+
+
+@pytest.mark.parametrize("train_on_val", [False, True])
+def test_val_subjects_pick_the_held_out_scan_of_a_manifest_without_split(lumbar_dir, tmp_path, train_on_val):
+    dm = DiscDataModule(
+        "subjects.csv",
+        root=str(lumbar_dir),
+        input={"name": "stretched"},
+        image_size=32,
+        val_subjects=["sub11"],
+        train_on_val=train_on_val,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    dm.setup("fit")
+    assert [v.subject for v in dm.val_set.volumes] == ["sub11"]
+    sub11_only = DiscDataModule(
+        str(lumbar_dir / "subjects.csv"),
+        input={"name": "stretched"},
+        image_size=32,
+        val_subjects=["sub20", "sub25"],
+        cache_dir=str(tmp_path / "cache"),
+    )
+    sub11_only.setup("fit")
+    assert len(sub11_only.train_set) == 43  # sub11's slices with disc
+    held_out = len(dm.train_set) - (43 if train_on_val else 0)
+    assert held_out > 2 * 20  # sub20 + sub25, blank slices deleted
+
+
+def test_unknown_val_subject_is_refused(lumbar_dir):
+    dm = DiscDataModule(str(lumbar_dir / "subjects.csv"), image_size=32, val_subjects=["sub99"])
+    with pytest.raises(InputError, match="sub99"):
+        dm.setup("fit")

@@ -128,3 +128,11 @@ def test_hydra_instantiation():
 
     net = instantiate({"_target_": "discnet.models.UNet", "params": 0.5, "dropout": 0.2, "padding": "same"})
     assert isinstance(net, UNet) and net.base_filters == 45 and net.output_size(512) == 512
+
+
+@pytest.mark.parametrize(("fraction", "width"), [(1.0, 8), (0.75, 7), (0.5, 6)])
+def test_reference_filters_scale_the_family_down(fraction, width):
+    net = UNet(params=fraction, reference_filters=8, depth=2)
+    assert net.base_filters == width
+    full = unet_parameter_count(8, depth=2)
+    assert abs(count_parameters(net) / full - fraction) < 0.15

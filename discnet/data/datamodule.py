@@ -16,6 +16,7 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
+import pandas as pd
 import torch
 from rich.progress import track
 from torch.utils.data import DataLoader, Dataset
@@ -70,6 +71,7 @@ class DiscDataModule(L.LightningDataModule):
 
     Args:
         manifest: ``subjects.csv`` with a ``split`` column (``discnet split`` writes it).
+        root: folder that a relative ``manifest`` path is taken from (a dataset's folder).
         input: an input preset (see :class:`~discnet.data.preprocess.InputConfig`).
         image_size: side of the square network input (512 in the paper).
         batch_size: training slices per batch.
@@ -77,11 +79,16 @@ class DiscDataModule(L.LightningDataModule):
         cache_dir: folder for preprocessed stacks shared between runs (None: memory only).
         seed: seed of the augmentation draws.
         val_split: split name used for validation.
+        val_subjects: validate on these subjects and train on all others, ignoring any ``split``
+            column (leave-one-out folds; a manifest without a ``split`` column).
+        train_on_val: also train on the validation subjects (a final model fitted to every subject;
+            its validation Dice is then a training fit, not a held-out score).
     """
 
     def __init__(
         self,
         manifest: str,
+        root: str | None = None,
         input: dict | InputConfig | None = None,
         image_size: int = 256,
         batch_size: int = 8,
@@ -89,12 +96,16 @@ class DiscDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         seed: int = 0,
         val_split: str = "val",
+        val_subjects: list[str] | None = None,
+        train_on_val: bool = False,
     ):
         super().__init__()
-        self.manifest = Path(manifest)
+        self.manifest = Path(root or ".") / manifest
         self.input = input if isinstance(input, InputConfig) else input_config(input)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.cache_dir, self.seed, self.val_split = cache_dir, seed, val_split
+        self.val_subjects = [str(s) for s in val_subjects] if val_subjects else None
+        self.train_on_val = train_on_val
         self.train_set: SliceDataset | None = None
         self.val_set: VolumeDataset | None = None
 
@@ -115,20 +126,39 @@ class DiscDataModule(L.LightningDataModule):
 
         return cached_stack(self.cache_dir, key, compute)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.val_set is not None:
-            return
-        table = load_manifest(self.manifest, require_labels=True)
-        if "split" not in table.columns:
-            raise InputError(self.manifest, "has no 'split' column", f"run: discnet split {self.manifest} --val N")
-        train_rows = table[table["split"] == "train"]
-        val_rows = table[(table["split"] == self.val_split) & (table["session"] == 1)]
+    def _split(self, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Training rows (every session) and validation rows (session 1)."""
+        subjects = table["subject"].astype(str)
+        if self.val_subjects is not None:
+            unknown = sorted(set(self.val_subjects) - set(subjects))
+            if unknown:
+                raise InputError(self.manifest, f"has no subject {', '.join(unknown)}", "check data.val_subjects")
+            is_val = subjects.isin(self.val_subjects)
+            is_train = ~is_val
+        elif "split" in table.columns:
+            is_val, is_train = table["split"] == self.val_split, table["split"] == "train"
+        else:
+            raise InputError(
+                self.manifest,
+                "has no 'split' column",
+                f"run: discnet split {self.manifest} --val N, or set data.val_subjects",
+            )
+        if self.train_on_val:
+            is_train = is_train | is_val
+        train_rows, val_rows = table[is_train], table[is_val & (table["session"] == 1)]
         if train_rows.empty or val_rows.empty:
             raise InputError(
                 self.manifest,
                 "needs training subjects and session-1 validation subjects",
-                f"run: discnet split {self.manifest} --val N",
+                f"run: discnet split {self.manifest} --val N, or set data.val_subjects",
             )
+        return train_rows, val_rows
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.val_set is not None:
+            return
+        table = load_manifest(self.manifest, require_labels=True)
+        train_rows, val_rows = self._split(table)
         rng = np.random.default_rng(self.seed)
         pairs = [
             self._stack(row, rng).training_pairs(self.input.delete_blanks)

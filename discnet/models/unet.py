@@ -75,18 +75,27 @@ def unet_parameter_count(
 
 
 def filters_for_params(
-    params: float, *, in_channels: int = 1, num_classes: int = 2, depth: int = 4, norm: str = "none"
+    params: float,
+    *,
+    in_channels: int = 1,
+    num_classes: int = 2,
+    depth: int = 4,
+    norm: str = "none",
+    reference_filters: int = REFERENCE_FILTERS,
 ) -> int:
-    """First-level width whose parameter count is nearest ``params`` x that of the 64-filter original.
+    """First-level width whose parameter count is nearest ``params`` x that of the 100% model.
+
+    The 100% model has ``reference_filters`` first-level filters (64: the original U-Net; a smaller value
+    scales the 100/75/50% family down alike, for CPU-scale experiments).
 
     Example:
-        >>> [filters_for_params(p) for p in (1.0, 0.75, 0.5)]
-        [64, 55, 45]
+        >>> [filters_for_params(p) for p in (1.0, 0.75, 0.5)], filters_for_params(0.5, reference_filters=8)
+        ([64, 55, 45], 6)
     """
     if not params > 0:
         raise ValueError(f"params must be a positive fraction of the original model, got {params}")
     kwargs = dict(in_channels=in_channels, num_classes=num_classes, depth=depth, norm=norm)
-    target = params * unet_parameter_count(REFERENCE_FILTERS, **kwargs)
+    target = params * unet_parameter_count(reference_filters, **kwargs)
     width = 1
     while unet_parameter_count(width + 1, **kwargs) <= target:
         width += 1
@@ -120,6 +129,7 @@ class UNet(nn.Module):
         num_classes: output channels (logits; 2 = background + disc).
         params: fraction of the original parameter count (1.0, 0.75, 0.5 in the paper).
         base_filters: first-level width; overrides ``params`` when given.
+        reference_filters: first-level width of the 100% model that ``params`` is a fraction of (64).
         depth: number of poolings (4 in the original).
         dropout: ``nn.Dropout`` rate on the bottleneck output (0 disables it).
         dilation: dilation rate of the 3x3 convolutions.
@@ -139,6 +149,7 @@ class UNet(nn.Module):
         num_classes: int = 2,
         params: float = 1.0,
         base_filters: int | None = None,
+        reference_filters: int = REFERENCE_FILTERS,
         depth: int = 4,
         dropout: float = 0.2,
         dilation: int = 1,
@@ -154,7 +165,12 @@ class UNet(nn.Module):
             raise ValueError(f"need depth >= 1, dilation >= 1, 0 <= dropout < 1; got {depth}, {dilation}, {dropout}")
         if base_filters is None:
             base_filters = filters_for_params(
-                params, in_channels=in_channels, num_classes=num_classes, depth=depth, norm=norm
+                params,
+                in_channels=in_channels,
+                num_classes=num_classes,
+                depth=depth,
+                norm=norm,
+                reference_filters=reference_filters,
             )
         elif base_filters < 1:
             raise ValueError(f"base_filters must be >= 1, got {base_filters}")
