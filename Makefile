@@ -12,7 +12,27 @@ DEMO_SUBJECTS := 12
 # Half-resolution phantoms (1.04 mm in-plane) keep the demo to a few CPU minutes.
 DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 
-.PHONY: help setup test test-all lint demo lumbar-t2 sync clean
+.PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze sync clean
+
+# The paper's two tuning rounds (experiments/round1, experiments/round2).
+# SCALE=cpu (default): phantoms, the model family scaled to 8 first-level filters, 64 px, 10 epochs,
+# 3 seeds, one process after another on this machine. SCALE=paper: 512 px, 2000 epochs, 8 seeds on
+# MANIFEST (your labelled scans with a split column), bf16 on GPUs through SLURM, logged to W&B.
+SCALE ?= cpu
+ROUNDS := experiments/work/$(SCALE)
+ifeq ($(SCALE),paper)
+MANIFEST ?= $(CURDIR)/data/subjects.csv
+SEEDS ?= 8
+LAUNCHER ?= hydra/launcher=submitit_slurm
+ROUND_ARGS := data.manifest=$(MANIFEST) trainer=gpu logger=wandb $(LAUNCHER)
+ROUND_DATA :=
+else
+MANIFEST := $(CURDIR)/experiments/work/phantoms/subjects.csv
+SEEDS ?= 3
+ROUND_ARGS := data.manifest=$(MANIFEST) image_size=64 model.net.reference_filters=8 trainer.max_epochs=10 \
+	paths.cache_dir=$(CURDIR)/experiments/work/cache
+ROUND_DATA := $(MANIFEST)
+endif
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +70,22 @@ demo: $(STAMP)  ## synthetic phantoms -> train a small U-Net -> predict a held-o
 
 lumbar-t2: $(STAMP)  ## leave-one-out on ../shared/data/lumbar-t2 (raw vs stretched) + a final model; ~1 h CPU
 	$(BIN)/python experiments/lumbar_t2/run.py
+
+$(CURDIR)/experiments/work/phantoms/subjects.csv: | $(STAMP)
+	$(BIN)/discnet synth $(@D) --subjects 10 --sessions 2 --slices 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 0
+	$(BIN)/discnet split $@ --val 3 --seed 0
+
+round1: $(STAMP) $(ROUND_DATA)  ## round 1 (Table 2): 10 versions x SEEDS seeds (SCALE=cpu|paper)
+	$(BIN)/python train.py -m '+experiment/round1=glob(*)' 'seed=range($(SEEDS))' $(ROUND_ARGS) \
+		hydra.sweep.dir=$(ROUNDS)/round1
+
+round2: $(STAMP) $(ROUND_DATA)  ## round 2 (Table 3): 4 versions x SEEDS seeds (SCALE=cpu|paper)
+	$(BIN)/python train.py -m '+experiment/round2=glob(*)' 'seed=range($(SEEDS))' $(ROUND_ARGS) \
+		hydra.sweep.dir=$(ROUNDS)/round2
+
+analyze: $(STAMP)  ## leaderboards, statistics and figures of both rounds -> experiments/roundN/results-$(SCALE)
+	$(BIN)/discnet report $(ROUNDS)/round1 --factors params,input -o experiments/round1/results-$(SCALE)
+	$(BIN)/discnet report $(ROUNDS)/round2 --factors version -o experiments/round2/results-$(SCALE)
 
 sync: $(STAMP)  ## upload offline W&B runs (needs WANDB_API_KEY)
 	find . -path ./.venv -prune -o -type d -name 'offline-run-*' -print | xargs -r $(BIN)/wandb sync

@@ -52,7 +52,6 @@ def _container(cfg) -> dict:
 
 
 def _build(cfg: DictConfig, out: Path):
-    datamodule = hydra.utils.instantiate(cfg.data, input=_container(cfg.input))
     model = DiscSegmenter(
         net=_container(cfg.model.net),
         optim=_container(cfg.optim),
@@ -62,6 +61,8 @@ def _build(cfg: DictConfig, out: Path):
     )
     if cfg.model.get("init_from"):
         load_weights(model.net, read_checkpoint(cfg.model.init_from), cfg.model.init_from)
+    datamodule = hydra.utils.instantiate(cfg.data, input=_container(cfg.input))
+    datamodule.setup("fit")  # bad data fails here, before the trainer prints anything
     if cfg.model.get("compile", False):
         model.net = torch.compile(model.net)
     if any(k == "wandb" for k in cfg.logger):

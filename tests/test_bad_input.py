@@ -282,8 +282,9 @@ def test_train_py_bad_input_one_line_exit_2(case, d, tmp_path, monkeypatch, caps
         common.append(f"data.manifest={d.manifests['shape']}")
     before = files(d.root)
     code, err = train_py(monkeypatch, capsys, *common, *overrides)
-    lines = [line for line in err.strip().splitlines() if line.startswith("train.py")]
+    lines = err.strip().splitlines()
     assert code == 2 and "Traceback" not in err, (case, err)
-    assert len(lines) == 1 and named in lines[0] and problem in lines[0], (case, err)
+    assert len(lines) == 1 and lines[0].startswith("train.py: error:"), (case, err)  # nothing else
+    assert named in lines[0] and problem in lines[0], (case, err)
     assert files(d.root) == before
     assert not list(run_dir.rglob("*.ckpt"))

@@ -41,6 +41,34 @@ def refuse_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
             raise InputError(out, "output path equals an input file", "choose another output file name")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_orphaned_temporaries(final: str | os.PathLike) -> list[Path]:
+    """Delete temporaries of ``final`` left by a killed writer (their process is gone); the deleted paths.
+
+    A writer killed with SIGKILL cannot clean up; the next write of the same file does it. Temporaries of
+    living processes (another writer at work) are kept.
+    """
+    final = Path(final)
+    suffix = full_suffix(final)
+    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
+    removed = []
+    for tmp in final.parent.glob(f".{stem}.tmp-*{suffix}"):
+        pid = tmp.name[len(stem) + 6 :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
@@ -56,7 +84,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
         raise InputError(final.parent, problem, "choose another output path") from err
     suffix = full_suffix(final)
     stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
-    tmp = final.with_name(f".{stem}.tmp-{uuid.uuid4().hex[:8]}{suffix}")
+    remove_orphaned_temporaries(final)
+    tmp = final.with_name(f".{stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
     try:
         yield tmp
         os.replace(tmp, final)

@@ -105,7 +105,7 @@ def leave_one_out(args, work: Path) -> pd.DataFrame:
                     input=input_name,
                     held_out=held,
                     orphan_removal=orphans,
-                    epochs=summary["epochs"] + 1,
+                    epochs=summary["epochs"],
                     train_s=summary["wall_time_s"],
                     best_epoch_val_dsc=summary["best_val_dsc"],
                 )
@@ -155,7 +155,7 @@ def final_model(args, work: Path) -> dict:
     shutil.copyfile(out / f"{args.subjects[0]}_T2w_qc.png", args.results / "qc_final.png")
     return {
         "train_s": summary["wall_time_s"],
-        "epochs": summary["epochs"] + 1,
+        "epochs": summary["epochs"],
         "predict_s": round(seconds, 2),
         "training_fit_dsc": summary["last_val_dsc"],
         "same_geometry": bool(same_geometry),
