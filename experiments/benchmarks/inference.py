@@ -1,0 +1,110 @@
+"""Section 1: inference at paper geometry, against the machine's peak, MONAI's SliceInferer and end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+from machine import autocast, forward_flops, measure, measured_peak
+from monai.inferers import SliceInferer
+
+from discnet.cli import main as discnet_main
+from discnet.data.preprocess import InputConfig, prepare_volume
+from discnet.data.synthetic import generate_dataset
+from discnet.inference import disc_probability
+from discnet.io import read_volume
+from discnet.models.segmenter import DiscSegmenter
+
+
+@dataclasses.dataclass
+class Setup:
+    """What every section shares: sizes, repeats, device and a scratch folder."""
+
+    work: Path
+    device: torch.device
+    repeats: int
+    image_size: int = 512
+    in_plane: tuple[int, int] = (512, 352)
+    spacing: tuple[float, float, float] = (0.52, 0.52, 3.0)
+    slices: int = 24
+    batch_size: int = 8
+    params: float = 0.75
+    reference_filters: int = 64
+    precisions: tuple[str, ...] = ("32", "bf16")
+    peak_scale: float = 1.0
+
+
+def paper_scan(setup: Setup, subjects: int = 1, name: str = "scans") -> Path:
+    """Phantom scans at the benchmark's geometry (the paper's: 512 x 352 x 0.52 mm, 3 mm slices); subjects.csv."""
+    out = setup.work / f"{name}-{subjects}"
+    manifest = out / "subjects.csv"
+    if not manifest.exists():
+        generate_dataset(out, subjects, seed=0, shape=setup.in_plane, spacing=setup.spacing, slices=(setup.slices,) * 2)
+    return manifest
+
+
+def bench_model(setup: Setup, path: Path) -> DiscSegmenter:
+    """The unet75 of the paper (untrained weights, fixed seed), saved as a discnet checkpoint at ``path``."""
+    torch.manual_seed(0)
+    net = {"params": setup.params, "reference_filters": setup.reference_filters, "dropout": 0.2}
+    model = DiscSegmenter(net=net, optim={}, input={"name": "stretched"}, image_size=setup.image_size)
+    hyper = {"net": net, "input": dataclasses.asdict(InputConfig()), "image_size": setup.image_size}
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hyper}, path)
+    return model
+
+
+def _monai_slices(net, images: torch.Tensor, setup: Setup, precision: str) -> torch.Tensor:
+    """What a MONAI user writes: SliceInferer with its defaults over the (1, 1, n, S, S) stack."""
+    inferer = SliceInferer(roi_size=(setup.image_size, setup.image_size), spatial_dim=0)
+    x = images[None, None].float().to(setup.device)
+    with torch.no_grad(), autocast(setup.device, precision):
+        return inferer(x, net)
+
+
+def run(setup: Setup) -> dict:
+    manifest = paper_scan(setup)
+    image = manifest.parent / "sub-001_ses-1_T2w.nii.gz"
+    if not image.exists():
+        image = next(manifest.parent.glob("*_T2w.nii.gz"))
+    ckpt = setup.work / "unet75.ckpt"
+    net = bench_model(setup, ckpt).net.eval().to(setup.device)
+    stack = prepare_volume(read_volume(image), None, InputConfig(), setup.image_size)
+    n = len(stack.images)
+    flops = forward_flops(net, (1, 1, setup.image_size, setup.image_size)) * n
+    results = {
+        "geometry": {"slices": n, "native": list(stack.native_shape), "image_size": setup.image_size},
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "gflop_per_slice": round(flops / n / 1e9, 2),
+    }
+    for precision in setup.precisions:
+        peak = measured_peak(setup.device, precision, setup.repeats, setup.peak_scale)
+        network = measure(
+            lambda p=precision: disc_probability(
+                [net], stack.images, stack.native_shape, setup.batch_size, setup.device, p
+            ),
+            setup.device,
+            setup.repeats,
+        )
+        monai = measure(lambda p=precision: _monai_slices(net, stack.images, setup, p), setup.device, setup.repeats)
+        out = setup.work / f"predict-{precision}"
+        args = ["predict", "--ckpt", str(ckpt), str(image), "-o", str(out), "--precision", precision]
+        args += ["--batch-size", str(setup.batch_size), "--device", str(setup.device)]
+        end_to_end = measure(lambda a=args: discnet_main(a), setup.device, setup.repeats)
+        achieved = flops / network["median_s"] / 1e9
+        results[f"fp{precision}" if precision == "32" else precision] = {
+            **peak,
+            "network": network,
+            "achieved_gflops": round(achieved, 2),
+            "efficiency": round(achieved / peak["peak_gflops"], 3),
+            "monai_slice_inferer": monai,
+            "speedup_vs_monai": round(monai["median_s"] / network["median_s"], 3),
+            "predict_end_to_end": end_to_end,
+            "predict_overhead": round(end_to_end["median_s"] / network["median_s"] - 1, 3),
+            "slices_per_s": round(n / network["median_s"], 3),
+        }
+    if "bf16" in results and "fp32" in results:
+        results["bf16_over_fp32_throughput"] = round(
+            results["fp32"]["network"]["median_s"] / results["bf16"]["network"]["median_s"], 3
+        )
+    return results
