@@ -26,12 +26,15 @@ SEEDS ?= 8
 LAUNCHER ?= hydra/launcher=submitit_slurm
 ROUND_ARGS := data.manifest=$(MANIFEST) trainer=gpu logger=wandb $(LAUNCHER)
 ROUND_DATA :=
+# Labelled scans never used in training (with grades), for the disc-level analysis of the round-2 winner.
+TEST_MANIFEST ?= $(CURDIR)/data/test/subjects.csv
 else
 MANIFEST := $(CURDIR)/experiments/work/phantoms/subjects.csv
 SEEDS ?= 3
 ROUND_ARGS := data.manifest=$(MANIFEST) image_size=64 model.net.reference_filters=8 trainer.max_epochs=10 \
 	paths.cache_dir=$(CURDIR)/experiments/work/cache
 ROUND_DATA := $(MANIFEST)
+TEST_MANIFEST := $(CURDIR)/experiments/work/test-phantoms/subjects.csv
 endif
 
 help:  ## list the targets
@@ -83,9 +86,19 @@ round2: $(STAMP) $(ROUND_DATA)  ## round 2 (Table 3): 4 versions x SEEDS seeds (
 	$(BIN)/python train.py -m '+experiment/round2=glob(*)' 'seed=range($(SEEDS))' $(ROUND_ARGS) \
 		hydra.sweep.dir=$(ROUNDS)/round2
 
-analyze: $(STAMP)  ## leaderboards, statistics and figures of both rounds -> experiments/roundN/results-$(SCALE)
+analyze: $(STAMP) $(TEST_MANIFEST)  ## leaderboards, statistics, figures of both rounds + disc-level analysis -> experiments/roundN/results-$(SCALE)
 	$(BIN)/discnet report $(ROUNDS)/round1 --factors params,input -o experiments/round1/results-$(SCALE)
-	$(BIN)/discnet report $(ROUNDS)/round2 --factors version -o experiments/round2/results-$(SCALE)
+	$(BIN)/discnet leaderboard $(ROUNDS)/round2 -n 1 -o $(ROUNDS)/round2-leader
+	best=$$($(BIN)/python -c "import pandas as p; print(p.read_csv('$(ROUNDS)/round2-leader/leaderboard.csv').run[0])") && \
+	$(BIN)/discnet predict --ckpt "$$best/checkpoints/best.ckpt" $(TEST_MANIFEST) -o $(ROUNDS)/test-predictions \
+		--levels $(dir $(TEST_MANIFEST))levels.csv
+	$(BIN)/discnet evaluate --pred $(ROUNDS)/test-predictions --subjects $(TEST_MANIFEST) \
+		--levels $(dir $(TEST_MANIFEST))levels.csv -o experiments/round2/results-$(SCALE)/discs.csv
+	$(BIN)/discnet report $(ROUNDS)/round2 --factors version --metrics experiments/round2/results-$(SCALE)/discs.csv \
+		-o experiments/round2/results-$(SCALE)
+
+$(CURDIR)/experiments/work/test-phantoms/subjects.csv: | $(STAMP)
+	$(BIN)/discnet synth $(@D) --subjects 8 --sessions 1 --slices 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 1000
 
 sync: $(STAMP)  ## upload offline W&B runs (needs WANDB_API_KEY)
 	find . -path ./.venv -prune -o -type d -name 'offline-run-*' -print | xargs -r $(BIN)/wandb sync

@@ -329,12 +329,14 @@ def write_report(
     pooled: bool = False,
     alpha: float = ALPHA,
 ) -> list[Path]:
-    """Statistics, leaderboards and every figure the inputs allow, in ``out``.
+    """Statistics, leaderboards, the long table of runs (``runs.csv``, readable by ``--table``) and every
+    figure the inputs allow, in ``out``.
 
     ``agreement`` is (the agreement table, its per-disc rows).
     """
     written = write_stats(analysis, out, intro, pooled, alpha)
     if long is not None:
+        written.append(write_csv(long, out / "runs.csv"))
         written += write_leaderboards(long, out, n) + version_figures(long, analysis, out)
     if discs is not None:
         written += disc_figure(discs, analysis, out)

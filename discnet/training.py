@@ -51,13 +51,22 @@ def _container(cfg) -> dict:
     return OmegaConf.to_container(cfg, resolve=True) if cfg is not None else {}
 
 
+def use_channels_last(cfg: DictConfig) -> bool:
+    """``model.channels_last``: true, false or auto (on when training runs on a GPU)."""
+    value = cfg.model.get("channels_last", "auto")
+    if str(value) == "auto":
+        accelerator = str(cfg.trainer.get("accelerator", "auto"))
+        return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return bool(value)
+
+
 def _build(cfg: DictConfig, out: Path):
     model = DiscSegmenter(
         net=_container(cfg.model.net),
         optim=_container(cfg.optim),
         input=_container(cfg.input),
         image_size=int(cfg.image_size),
-        channels_last=bool(cfg.model.get("channels_last", False)),
+        channels_last=use_channels_last(cfg),
     )
     if cfg.model.get("init_from"):
         load_weights(model.net, read_checkpoint(cfg.model.init_from), cfg.model.init_from)

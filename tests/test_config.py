@@ -111,3 +111,13 @@ def test_lumbar_t2_data_reads_the_shared_folder_by_a_root_value(tmp_path, lumbar
     assert dm.val_subjects == ["sub20"] and cfg.image_size % 2**cfg.model.net.depth == 0
     own = _compose(["data=lumbar_t2", f"data.root={tmp_path}"], tmp_path)
     assert hydra.utils.instantiate(own.data).manifest == tmp_path / "subjects.csv"
+
+
+@pytest.mark.parametrize(("trainer", "expected"), [("cpu", False), ("gpu", True), ("ddp", True)])
+def test_channels_last_is_on_for_gpu_trainers(trainer, expected, tmp_path):
+    from discnet.training import use_channels_last
+
+    cfg = _compose([f"trainer={trainer}"], tmp_path)
+    assert cfg.trainer.precision == ("bf16-mixed" if expected else "32-true")
+    assert use_channels_last(cfg) is expected
+    assert use_channels_last(_compose([f"trainer={trainer}", "model.channels_last=false"], tmp_path)) is False

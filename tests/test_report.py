@@ -56,6 +56,9 @@ def test_report_writes_figures_statistics_and_leaderboards(tmp_path, capsys):
     tables = {"stats.md", "lmm.csv", "pairwise.csv", "letters.csv", "kruskal.csv", "leaderboard.csv"}
     assert tables <= {p.name for p in out.iterdir()}
     assert len(pd.read_csv(out / "leaderboard.csv")) == 5
+    again = tmp_path / "again"  # runs.csv is the long table: the report can be redone from it alone
+    assert main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "-n", "5"]) == 0
+    assert (again / "leaderboard.csv").read_text() == (out / "leaderboard.csv").read_text()
     analyses = set(pd.read_csv(out / "letters.csv")["analysis"])
     assert analyses == {"versions", "discs", "agreement"}
     assert not list(out.glob(".*tmp*")), "temporary files left behind"

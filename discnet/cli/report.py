@@ -20,8 +20,8 @@ def add_parser(subparsers) -> None:
         help="leaderboards, statistics and figures (Dice per version, levels and grades, inter-reader)",
         description=(
             "Write into DIR: stats.md and its CSV tables (as discnet stats), the leaderboards (as discnet "
-            "leaderboard -o) and PNG figures: dice_by_version.png (box plots of the runs' mean Dice with "
-            "letters), leaderboard.png, orphan_removal.png (when runs have orphan-removed Dice), "
+            "leaderboard -o), runs.csv (the long table of runs, readable by --table) and PNG figures: "
+            "dice_by_version.png (box plots of the runs' mean Dice with letters), leaderboard.png, orphan_removal.png (when runs have orphan-removed Dice), "
             "discs_by_level_grade.png (with --metrics) and agreement.png (with --agreement). " + DESCRIPTION
         ),
     )
