@@ -12,7 +12,7 @@ DEMO_SUBJECTS := 12
 # Half-resolution phantoms (1.04 mm in-plane) keep the demo to a few CPU minutes.
 DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 
-.PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze sync clean
+.PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze bench sync clean
 
 # The paper's two tuning rounds (experiments/round1, experiments/round2).
 # SCALE=cpu (default): phantoms, the model family scaled to 8 first-level filters, 64 px, 10 epochs,
@@ -99,6 +99,12 @@ analyze: $(STAMP) $(TEST_MANIFEST)  ## leaderboards, statistics, figures of both
 
 $(CURDIR)/experiments/work/test-phantoms/subjects.csv: | $(STAMP)
 	$(BIN)/discnet synth $(@D) --subjects 8 --sessions 1 --slices 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 1000
+
+# `make bench` measures at the paper's geometry; on a small CPU pass fewer slices, e.g.
+# make bench BENCH_ARGS="--slices 4 --bf16-slices 1 --bf16-repeats 1 --memory-batches 1 2 --memory-models unet75"
+BENCH_ARGS ?=
+bench: $(STAMP)  ## speed measured side by side -> experiments/benchmarks/results-<device>.{json,md}
+	$(BIN)/python experiments/benchmarks/bench.py $(BENCH_ARGS)
 
 sync: $(STAMP)  ## upload offline W&B runs (needs WANDB_API_KEY)
 	find . -path ./.venv -prune -o -type d -name 'offline-run-*' -print | xargs -r $(BIN)/wandb sync

@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
     p.add_argument("--slices", type=int, default=24, help="sagittal slices of the inference volume")
+    p.add_argument(
+        "--bf16-slices", type=int, help="slices timed in bf16 (default all; CPUs without native bf16 are slow)"
+    )
+    p.add_argument("--bf16-repeats", type=int, help="timed bf16 calls (default --repeats; 1 = no warm-up)")
     p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--train-subjects", type=int, default=4, help="phantoms for the data-throughput section")
     p.add_argument(
@@ -55,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="training-step batches measured for memory (default: the paper's; others extrapolate)",
     )
+    p.add_argument("--memory-models", nargs="+", choices=memory.PAPER_BATCHES, default=list(memory.PAPER_BATCHES))
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
     p.add_argument("-o", "--output", type=Path, default=HERE)
     return p
@@ -64,12 +69,19 @@ def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory(prefix="discnet-bench-") as work:
-        setup = inference.Setup(work=Path(work), device=device, repeats=args.repeats, slices=args.slices)
+        setup = inference.Setup(
+            work=Path(work),
+            device=device,
+            repeats=args.repeats,
+            slices=args.slices,
+            bf16_slices=args.bf16_slices,
+            bf16_repeats=args.bf16_repeats,
+        )
         if args.quick:
             setup.image_size, setup.in_plane, setup.slices, setup.reference_filters = 64, (64, 48), 3, 8
             setup.spacing = (4.0, 4.0, 3.0)
             setup.peak_scale, args.step, args.steps, args.train_subjects = 0.125, (4, 32, 2), 3, 2
-            args.memory_batches = args.memory_batches or [1, 2]
+            args.memory_batches, args.memory_models = args.memory_batches or [1, 2], ["unet75"]
         results = {"command": " ".join(["bench.py", *(argv or sys.argv[1:])]), **device_info(device)}
         started = time.perf_counter()
         if "inference" in args.sections:
@@ -81,7 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
         if "evaluation" in args.sections:
             results["evaluation"] = evaluation.run(setup)
         if "memory" in args.sections:
-            results["memory"] = memory.run(setup, tuple(args.memory_batches) if args.memory_batches else None)
+            batches = tuple(args.memory_batches) if args.memory_batches else None
+            results["memory"] = memory.run(setup, batches, tuple(args.memory_models))
         results["bench_wall_s"] = round(time.perf_counter() - started, 1)
     name = "quick" if args.quick else device.type
     args.output.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,9 @@ def _python(code: str, *args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def run(setup: Setup, train_batches: tuple[int, ...] | None = None) -> dict:
+def run(
+    setup: Setup, train_batches: tuple[int, ...] | None = None, models: tuple[str, ...] = tuple(PAPER_BATCHES)
+) -> dict:
     """Peak memory; on CPU the training steps of batches ``train_batches`` (default: the paper's) are
     measured and the paper's batch sizes extrapolated linearly when they are not among them."""
     image = next(paper_scan(setup).parent.glob("*_T2w.nii.gz"))
@@ -57,7 +59,8 @@ def run(setup: Setup, train_batches: tuple[int, ...] | None = None) -> dict:
         _PREDICT, device, "predict", "--ckpt", ckpt, image, "-o", Path(setup.work) / "mem", "--device", device
     )
     results = {"predict_one_volume": predict, "training_step": {}}
-    for name, (params, paper_batch) in PAPER_BATCHES.items():
+    for name in models:
+        params, paper_batch = PAPER_BATCHES[name]
         batches = train_batches or (paper_batch,)
         measured = {b: _python(_STEP, params, setup.reference_filters, b, setup.image_size, device) for b in batches}
         entry = {"measured": {str(b): m for b, m in measured.items()}, "paper_batch": paper_batch}
