@@ -221,6 +221,9 @@ def count_warning(info: dict, anchor: str = "inferior") -> str:
         'found 7 disc components, expected 5: kept the 5 largest, dropped 2 (13 voxels)'
     """
     text = f"found {info['found']} disc components, expected {info['expected']}"
+    if info.get("fragments"):
+        voxels = sum(d["voxels"] for d in info["fragments"])
+        text += f" (and dropped {len(info['fragments'])} fragment(s) of {voxels} voxels)"
     if info["dropped"]:
         voxels = sum(d["voxels"] for d in info["dropped"])
         return f"{text}: kept the {info['expected']} largest, dropped {len(info['dropped'])} ({voxels} voxels)"

@@ -57,13 +57,16 @@ def test_superior_axis_found_whatever_the_array_order():
 
 def test_more_components_keep_largest_and_warn():
     mask = blobs([(3, 5, 5), (8, 5, 5), (13, 5, 5), (18, 5, 5), (23, 5, 5)])
-    mask[0, 0, 0] = True  # a stray voxel, most superior
+    mask[0, 0:5, 0] = True  # a stray 5-voxel component (19% of a disc), most superior
     with pytest.warns(DiscCountWarning, match="found 6 disc components, expected 5"):
         lab, info = label_levels(mask, IPR)
     assert lab[0, 0, 0] == 0
     assert [d["level"] for d in info["discs"]] == list(LEVELS)
-    assert info["dropped"] == [{"level": None, "label": None, "voxels": 1, "centroid_mm": (0.0, 0.0, 0.0)}]
-    assert info["found"] == 6 and info["expected"] == 5
+    assert info["dropped"] == [{"level": None, "label": None, "voxels": 5, "centroid_mm": (0.0, -2.0, 0.0)}]
+    assert info["found"] == 6 and info["expected"] == 5 and not info["fragments"]
+    mask[0, 1:5, 0] = False  # one voxel left: a fragment, quietly dropped
+    lab, info = no_warning(mask, IPR)
+    assert info["found"] == 5 and len(info["fragments"]) == 1 and lab[0, 0, 0] == 0
 
 
 @pytest.mark.parametrize(
@@ -138,3 +141,17 @@ def test_input_not_modified():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         label_levels(blobs([(3, 5, 5)]), IPR, **kwargs)
+
+
+def test_a_fragment_is_not_counted_as_a_disc():
+    # Real sub20: L5-S1 missed, a 392-voxel piece of T12-L1 at the top of a 4-disc mask (~12000 voxels
+    # each) named L1-L2 shifted every name by one, silently. Fragments are dropped before counting.
+    mask = blobs([(8, 4, 6), (14, 4, 6), (20, 4, 6), (26, 4, 6)], shape=(32, 12, 12), half=2)  # 125 each
+    mask[1, 4, 6] = True  # a 1-voxel fragment above them
+    with pytest.warns(DiscCountWarning, match="found 4 disc components, expected 5"):
+        lab, info = label_levels(mask, IPR)
+    assert [d["level"] for d in info["discs"]] == ["L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert [f["voxels"] for f in info["fragments"]] == [1] and lab[1, 4, 6] == 0
+    assert info["found"] == 4 and not info["dropped"]
+    _, kept_all = no_warning(mask, IPR, min_fraction=0)  # the old behaviour: 5 "discs", names shifted
+    assert kept_all["discs"][0]["voxels"] == 1 and kept_all["discs"][0]["level"] == "L1-L2"

@@ -4,6 +4,11 @@ Each 3D connected component of the mask (after orphan removal) is one disc. Its 
 mapped through the affine to world millimetres (RAS+), and the components are sorted by the world
 superior coordinate, highest first, so the array may be in any orientation.
 
+Components smaller than ``min_fraction`` (default 10%) of the median size of the ``expected`` largest
+are fragments, not discs: they are dropped before counting (``info["fragments"]``). On a real scan a
+piece of the T12-L1 disc at the top of the field of view, counted as a disc while L5-S1 was missed, had
+shifted every level name by one without any warning.
+
 When the count differs from ``expected`` a :class:`DiscCountWarning` is emitted and:
 
 - more components: the ``expected`` largest by voxel count are kept and named, the rest are dropped
@@ -43,6 +48,7 @@ def label_levels(
     expected: int | None = None,
     connectivity: int = 3,
     anchor: str = "inferior",
+    min_fraction: float = 0.1,
 ) -> tuple[np.ndarray, dict]:
     """Label map (uint8) of the disc components of ``mask``, named by level.
 
@@ -55,11 +61,14 @@ def label_levels(
         connectivity: 3D connectivity as in ``scipy.ndimage.generate_binary_structure``:
             1 = 6-, 2 = 18-, 3 = 26-connectivity.
         anchor: ``"inferior"`` or ``"superior"``: the end names start from when too few are found.
+        min_fraction: components under this fraction of the median size of the ``expected`` largest
+            are fragments, dropped before counting (0 keeps every component).
 
     Returns:
-        ``(label_map, info)``; ``info`` has ``"discs"`` (superior to inferior) and ``"dropped"``, lists
-        of ``{"level", "label", "voxels", "centroid_mm"}`` (level and label None when dropped), plus
-        ``"found"`` and ``"expected"`` counts.
+        ``(label_map, info)``; ``info`` has ``"discs"`` (superior to inferior), ``"dropped"`` (beyond
+        ``expected``) and ``"fragments"``, lists of ``{"level", "label", "voxels", "centroid_mm"}``
+        (level and label None when dropped), plus ``"found"`` (discs, fragments not counted) and
+        ``"expected"`` counts.
 
     Example:
         >>> m = np.zeros((2, 2, 4), bool); m[..., 0] = m[..., 3] = True
@@ -77,11 +86,14 @@ def label_levels(
     lab, n = ndimage.label(disc[box], structure=ndimage.generate_binary_structure(3, connectivity))
     sizes, centroids = _sizes_and_world_centroids(lab, n, affine, [s.start for s in box])
     by_size = sorted(range(n), key=lambda i: (-sizes[i], -centroids[i][2]))
-    kept = sorted(by_size[:expected], key=lambda i: -centroids[i][2])
-    dropped = by_size[expected:]
+    typical = float(np.median([sizes[i] for i in by_size[:expected]])) if n else 0.0
+    fragments = [i for i in by_size if sizes[i] < min_fraction * typical]
+    candidates = [i for i in by_size if sizes[i] >= min_fraction * typical]
+    kept = sorted(candidates[:expected], key=lambda i: -centroids[i][2])
+    dropped = candidates[expected:]
     names = list(levels[: len(kept)] if anchor == "superior" else levels[len(levels) - len(kept) :])
-    if n != expected:
-        message = _count_message(n, expected, names, [sizes[i] for i in dropped], anchor)
+    if len(candidates) != expected:
+        message = _count_message(len(candidates), expected, names, [sizes[i] for i in dropped], anchor)
         warnings.warn(message, DiscCountWarning, stacklevel=2)
 
     value_of = np.zeros(n + 1, np.uint8)
@@ -92,7 +104,8 @@ def label_levels(
     info = {
         "discs": discs,
         "dropped": [_entry(None, None, sizes[i], centroids[i]) for i in dropped],
-        "found": n,
+        "fragments": [_entry(None, None, sizes[i], centroids[i]) for i in fragments],
+        "found": len(candidates),
         "expected": expected,
     }
     label_map = np.zeros(mask.shape, np.uint8)
