@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from discnet.data import datamodule as dm_module
 from discnet.data.datamodule import DiscDataModule
@@ -111,3 +112,16 @@ def test_unknown_val_subject_is_refused(lumbar_dir):
     dm = DiscDataModule(str(lumbar_dir / "subjects.csv"), image_size=32, val_subjects=["sub99"])
     with pytest.raises(InputError, match="sub99"):
         dm.setup("fit")
+
+
+@pytest.mark.parametrize("shape", [(5, 8, 8), (12, 32, 32)])
+def test_batched_fetch_equals_per_slice_items(shape):
+    images = torch.rand(shape).half()
+    labels = (torch.rand(shape) > 0.5).to(torch.uint8)
+    dataset = dm_module.SliceDataset(images, labels)
+    indices = [3, 0, shape[0] - 1]
+    batch_images, batch_labels = dataset.__getitems__(indices)
+    items = [dataset[i] for i in indices]
+    assert torch.equal(batch_images, torch.stack([x for x, _ in items])) and batch_images.dtype == torch.float32
+    assert torch.equal(batch_labels, torch.stack([y for _, y in items]))
+    assert dm_module.as_batch((batch_images, batch_labels))[0] is batch_images

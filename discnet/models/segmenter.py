@@ -63,7 +63,7 @@ class DiscSegmenter(L.LightningModule):
         images, labels = batch
         if self.hparams.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        loss = self.loss(self(images), labels[:, None])
+        loss = self.loss(self(images), labels[:, None].long())
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(images))
         return loss
 
