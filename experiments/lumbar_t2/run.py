@@ -110,8 +110,15 @@ def leave_one_out(args, work: Path) -> pd.DataFrame:
                     best_epoch_val_dsc=summary["best_val_dsc"],
                 )
                 rows.append(table)
-                if orphans:
-                    shutil.copyfile(out / f"{held}_T2w_qc.png", args.results / f"qc_{input_name}_{held}.png")
+                if orphans:  # the paper's Figure 6 colours: yellow correct, green missed, red false positive
+                    discnet(
+                        "overlay",
+                        args.data / f"{held}_T2w.nii.gz",
+                        out / f"{held}_T2w_discs.nii.gz",
+                        args.data / f"{held}_discs.nii.gz",
+                        "-o",
+                        args.results / f"qc_{input_name}_{held}.png",
+                    )
     return pd.concat(rows, ignore_index=True)
 
 
