@@ -279,7 +279,7 @@ def _panel(analysis: Analysis, kind: str, table: pd.DataFrame, metric: str, by: 
         "kind": style,
         "groups": _groups(table, by, metric, list(c.groups["group"])),
         "letters": _letters(c),
-        "title": f"{_cap(NAMES[metric])} by {by} (Kruskal-Wallis {p})",
+        "title": f"{_cap(NAMES[metric])} by {by}\n(Kruskal-Wallis {p})",
         "ylabel": NAMES[metric],
         "reference": 1.0 if metric == "volume_ratio" else None,
         "point": "disc (mean over reader pairs)" if kind == "agreement" else "disc",

@@ -108,6 +108,7 @@ def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: fl
         "best_val_dsc": best["dsc"] if best["epoch"] is not None else None,
         "best_epoch": best["epoch"],
         "subjects": best["subjects"],
+        "subjects_orphan_removed": best.get("subjects_orphan_removed", {}),
         "last_val_dsc": model.history[-1]["val/dsc"] if model.history else None,
         "epochs": int(trainer.current_epoch),
         "wall_time_s": round(wall, 2),
@@ -124,7 +125,7 @@ def _log_to_wandb(trainer: L.Trainer, summary: dict) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             run = logger.experiment
-            run.summary.update({k: v for k, v in summary.items() if k != "subjects"})
+            run.summary.update({k: v for k, v in summary.items() if k not in ("subjects", "subjects_orphan_removed")})
             for subject, dsc in summary["subjects"].items():
                 run.summary[f"best/dsc/{subject}"] = dsc
             logger.log_table(

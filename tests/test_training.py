@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from discnet.models.checkpoint import load_net
+from discnet.runs import load_runs
 from discnet.training import run
 from tests.train_helpers import tiny_config
 
@@ -44,6 +45,13 @@ def test_run_writes_config_summary_and_checkpoints(first_run):
     scores = pd.read_csv(out / "val_scores.csv")
     assert list(scores["epoch"]) == [0, 1, 2] and {"sub-004", "sub-005"} <= set(scores.columns)
     assert on_disk["best_val_dsc"] == pytest.approx(scores["val/dsc"].max())
+    # the same masks after orphan removal, at the best epoch, for the leaderboards and Figure 5B
+    cleaned = on_disk["subjects_orphan_removed"]
+    assert set(cleaned) == {"sub-004", "sub-005"} and all(0 <= v <= 1 for v in cleaned.values())
+    best_row = scores.loc[scores["epoch"] == on_disk["best_epoch"]].iloc[0]
+    assert best_row["val/dsc_orphan_removed"] == pytest.approx(sum(cleaned.values()) / 2)
+    long, _ = load_runs([out])
+    assert long["dsc_orphan_removed"].notna().all()
 
 
 def test_checkpoint_rebuilds_the_network_safely(first_run):

@@ -2,7 +2,8 @@
 
 Validation predicts each validation subject's session-1 volume slice by slice, resizes the probabilities
 back to the native slice grid, thresholds at 0.5 and scores a 3D Dice over the whole volume; ``val/dsc``
-is the mean over subjects.
+is the mean over subjects. The same mask after orphan removal (paper 2.6) gives
+``val/dsc_orphan_removed``; the best epoch is chosen on ``val/dsc``, as the paper did.
 
 Example:
     >>> m = DiscSegmenter(net={"base_filters": 4, "depth": 2}, optim={"lr": 1e-3})
@@ -16,9 +17,11 @@ import lightning as L
 import torch
 from monai.losses import DiceCELoss
 
+from discnet.data.slices import from_slices
 from discnet.inference import disc_probability, segment_logits
 from discnet.metrics import dice
 from discnet.models.checkpoint import build_net
+from discnet.postprocess import remove_orphans
 
 
 class DiscSegmenter(L.LightningModule):
@@ -53,8 +56,9 @@ class DiscSegmenter(L.LightningModule):
         # without disc do not give undefined per-slice Dice terms).
         self.loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
         self.val_scores: dict[str, float] = {}
+        self.val_scores_orphan_removed: dict[str, float] = {}
         self.history: list[dict] = []
-        self.best: dict = {"dsc": float("-inf"), "epoch": None, "subjects": {}}
+        self.best: dict = {"dsc": float("-inf"), "epoch": None, "subjects": {}, "subjects_orphan_removed": {}}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return segment_logits(self.net, x)
@@ -68,7 +72,7 @@ class DiscSegmenter(L.LightningModule):
         return loss
 
     def on_validation_epoch_start(self) -> None:
-        self.val_scores = {}
+        self.val_scores, self.val_scores_orphan_removed = {}, {}
 
     def validation_step(self, volume, batch_idx):
         prob = disc_probability(
@@ -80,27 +84,40 @@ class DiscSegmenter(L.LightningModule):
             precision="bf16" if "bf16" in str(self.trainer.precision) else "32",
             channels_last=self.hparams.channels_last,
         )
-        self.val_scores[volume.subject] = dice(prob > self.hparams.threshold, volume.native_labels)
+        mask = prob > self.hparams.threshold
+        self.val_scores[volume.subject] = dice(mask, volume.native_labels)
+        cleaned = remove_orphans(from_slices(mask))  # slices first, as on the canonical grid
+        self.val_scores_orphan_removed[volume.subject] = dice(cleaned, from_slices(volume.native_labels))
 
-    def _gathered_scores(self) -> dict[str, float]:
+    @staticmethod
+    def _gathered(scores: dict[str, float]) -> dict[str, float]:
         """Per-subject scores of every process (DDP splits the validation volumes between them)."""
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-            return dict(self.val_scores)
+            return dict(scores)
         parts = [None] * torch.distributed.get_world_size()
-        torch.distributed.all_gather_object(parts, self.val_scores)
+        torch.distributed.all_gather_object(parts, scores)
         return {subject: score for part in parts for subject, score in part.items()}
 
     def on_validation_epoch_end(self) -> None:
-        self.val_scores = self._gathered_scores()
+        self.val_scores = self._gathered(self.val_scores)
+        self.val_scores_orphan_removed = self._gathered(self.val_scores_orphan_removed)
         if not self.val_scores:
             return
         mean = sum(self.val_scores.values()) / len(self.val_scores)
+        cleaned = sum(self.val_scores_orphan_removed.values()) / len(self.val_scores_orphan_removed)
         self.log("val/dsc", mean, prog_bar=True)
+        self.log("val/dsc_orphan_removed", cleaned)
         if self.trainer.sanity_checking:
             return
-        self.history.append({"epoch": self.current_epoch, "val/dsc": mean, **self.val_scores})
+        row = {"epoch": self.current_epoch, "val/dsc": mean, "val/dsc_orphan_removed": cleaned, **self.val_scores}
+        self.history.append(row)
         if mean > self.best["dsc"]:
-            self.best = {"dsc": mean, "epoch": self.current_epoch, "subjects": dict(self.val_scores)}
+            self.best = {
+                "dsc": mean,
+                "epoch": self.current_epoch,
+                "subjects": dict(self.val_scores),
+                "subjects_orphan_removed": dict(self.val_scores_orphan_removed),
+            }
 
     def configure_optimizers(self):
         o = self.hparams.optim
