@@ -64,6 +64,7 @@ def test_sigkill_mid_training_resumes_to_the_uninterrupted_result(tiny_dataset, 
     assert process.returncode == -signal.SIGKILL
     saved = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert saved["epoch"] < EPOCHS - 1  # killed before the end
+    assert len(saved["discnet"]["history"]) == saved["epoch"] + 1  # the latest finished epoch, not the best
     assert not (out / "summary.json").exists() or json.loads((out / "summary.json").read_text())["status"] != "complete"
 
     again = subprocess.run(command, check=True, env=ENV, capture_output=True, text=True)  # the same command

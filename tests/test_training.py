@@ -50,6 +50,10 @@ def test_run_writes_config_summary_and_checkpoints(first_run):
     assert set(cleaned) == {"sub-004", "sub-005"} and all(0 <= v <= 1 for v in cleaned.values())
     best_row = scores.loc[scores["epoch"] == on_disk["best_epoch"]].iloc[0]
     assert best_row["val/dsc_orphan_removed"] == pytest.approx(sum(cleaned.values()) / 2)
+    best = torch.load(out / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and best["epoch"] == on_disk["best_epoch"]  # last = the latest epoch, always
+    assert len(last["discnet"]["history"]) == 3
     long, _ = load_runs([out])
     assert long["dsc_orphan_removed"].notna().all()
 
@@ -108,3 +112,13 @@ def test_init_from_starts_from_existing_weights(first_run, tiny_dataset, tmp_pat
     for a, b in zip(reference.state_dict().values(), again.state_dict().values(), strict=True):
         torch.testing.assert_close(a, b)
     assert tuned["best_val_dsc"] is not None
+
+
+def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tiny_dataset, tmp_path):
+    # lr 0: every epoch scores the same, so best.ckpt stays at epoch 0; last.ckpt must still move on
+    # (Lightning >= 2.6 only writes save_last with a top-k save: last.ckpt was the best one).
+    out = tmp_path / "flat"
+    summary = run(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "optim.lr=0", "optim.weight_decay=0"))
+    assert summary["best_epoch"] == 0
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert last["epoch"] == 2 and len(last["discnet"]["history"]) == 3
