@@ -76,6 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
             slices=args.slices,
             bf16_slices=args.bf16_slices,
             bf16_repeats=args.bf16_repeats,
+            precisions=tuple(args.precisions),
         )
         if args.quick:
             setup.image_size, setup.in_plane, setup.slices, setup.reference_filters = 64, (64, 48), 3, 8
