@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
     p.add_argument("--slices", type=int, default=24, help="sagittal slices of the inference volume")
+    p.add_argument("--precisions", nargs="+", choices=("32", "bf16"), default=["32", "bf16"])
     p.add_argument(
         "--bf16-slices", type=int, help="slices timed in bf16 (default all; CPUs without native bf16 are slow)"
     )

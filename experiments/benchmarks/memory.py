@@ -1,7 +1,7 @@
 """Section 5: peak memory of ``discnet predict`` on one volume and of a training step at the paper's batches.
 
-Each measurement runs in a fresh process whose peak resident set size (CPU) or peak CUDA allocation is
-read at its end, so that nothing else the benchmark did counts.
+Each measurement runs in a fresh process whose peak resident set size (``VmHWM``: ``ru_maxrss`` would
+carry the parent's peak across ``exec`` on Linux) or peak CUDA allocation is read at its end.
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ from inference import Setup, bench_model, paper_scan
 PAPER_BATCHES = {"unet100": (1.0, 6), "unet75": (0.75, 8), "unet50": (0.5, 14)}
 
 _STEP = """
-import json, resource, sys, torch
+import json, sys, torch
+def peak_rss_mb():
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    return int(status.split()[0]) / 1024
 from discnet.models.segmenter import DiscSegmenter
 params, ref, batch, size, device = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 model = DiscSegmenter(net={"params": params, "reference_filters": ref}, optim={}).to(device)
@@ -28,15 +31,18 @@ loss = model.loss(model(x), y)
 loss.backward()
 opt.step()
 cuda = torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda") else None
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cuda_mb": cuda}))
+print(json.dumps({"rss_mb": peak_rss_mb(), "cuda_mb": cuda}))
 """
 
 _PREDICT = """
-import json, resource, sys, torch
+import json, sys, torch
+def peak_rss_mb():
+    status = open("/proc/self/status").read().split("VmHWM:")[1]
+    return int(status.split()[0]) / 1024
 from discnet.cli import main
 code = main(sys.argv[2:])
 cuda = torch.cuda.max_memory_allocated() / 2**20 if sys.argv[1].startswith("cuda") else None
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "cuda_mb": cuda, "code": code}))
+print(json.dumps({"rss_mb": peak_rss_mb(), "cuda_mb": cuda, "code": code}))
 """
 
 
