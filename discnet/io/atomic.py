@@ -41,6 +41,11 @@ def refuse_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | No
             raise InputError(out, "output path equals an input file", "choose another output file name")
 
 
+def _stem_and_suffix(final: Path) -> tuple[str, str]:
+    suffix = full_suffix(final)
+    return (final.name[: len(final.name) - len(suffix)] if suffix else final.name), suffix
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -58,8 +63,7 @@ def remove_orphaned_temporaries(final: str | os.PathLike) -> list[Path]:
     living processes (another writer at work) are kept.
     """
     final = Path(final)
-    suffix = full_suffix(final)
-    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
+    stem, suffix = _stem_and_suffix(final)
     removed = []
     for tmp in final.parent.glob(f".{stem}.tmp-*{suffix}"):
         pid = tmp.name[len(stem) + 6 :].split("-", 1)[0]
@@ -82,8 +86,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     except OSError as err:
         problem = f"output folder cannot be created ({err.strerror or err})"
         raise InputError(final.parent, problem, "choose another output path") from err
-    suffix = full_suffix(final)
-    stem = final.name[: len(final.name) - len(suffix)] if suffix else final.name
+    stem, suffix = _stem_and_suffix(final)
     remove_orphaned_temporaries(final)
     tmp = final.with_name(f".{stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}")
     try:

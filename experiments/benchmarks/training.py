@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import lightning as L
+import pandas as pd
 import torch
 import torchio as tio
 from inference import Setup, paper_scan
@@ -26,8 +27,6 @@ def _slices_per_s(loader, limit: int) -> tuple[float, int]:
 
 def _torchio_loader(manifest, setup: Setup, batch_size: int):
     """A plain torchio pipeline: subjects -> canonical, stretched, resized -> slice patches from a Queue."""
-    import pandas as pd
-
     table = pd.read_csv(manifest)
     subjects = [
         tio.Subject(image=tio.ScalarImage(manifest.parent / row.image), label=tio.LabelMap(manifest.parent / row.label))
@@ -57,8 +56,6 @@ def _torchio_loader(manifest, setup: Setup, batch_size: int):
 
 def data_throughput(setup: Setup, subjects: int) -> dict:
     manifest = paper_scan(setup, subjects, "train")
-    import pandas as pd
-
     table = pd.read_csv(manifest)
     table["split"] = ["val" if i == 0 else "train" for i in range(len(table))]
     table.to_csv(manifest, index=False)
