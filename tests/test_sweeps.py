@@ -4,6 +4,7 @@ the joblib and submitit_local launchers, and W&B offline logging."""
 from __future__ import annotations
 
 import json
+import time
 import os
 import subprocess
 import sys
@@ -113,7 +114,9 @@ def test_wandb_offline_records_config_metrics_and_summary(tiny_dataset, tmp_path
     summary = run(tiny_config(tiny_dataset, out, "trainer=smoke", "logger=wandb", "round=1"))
     files = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1
-    record = files[0].read_bytes()
+    deadline = time.monotonic() + 60  # W&B's service process may still be flushing the offline file
+    while len(record := files[0].read_bytes()) < 1000 and time.monotonic() < deadline:
+        time.sleep(0.2)
     for text in (
         "unet75-stretched",
         "round1",
