@@ -4,10 +4,10 @@ the joblib and submitit_local launchers, and W&B offline logging."""
 from __future__ import annotations
 
 import json
-import time
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
