@@ -118,7 +118,13 @@ def _mean_sd(mean: float, sd: float) -> str:
     return f"{mean:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}")
 
 
-def _comparison_md(c: Comparison, pooled: bool, alpha: float) -> list[str]:
+LETTERS = {
+    "multcompView": "R's multcompView::multcompLetters (insert-absorb)",
+    "cld": "R's multcomp::cld (insert-absorb and sweep, groups ordered by mean)",
+}
+
+
+def _comparison_md(c: Comparison, pooled: bool, alpha: float, letters: str) -> list[str]:
     name = NAMES.get(c.response, c.response)
     lines = [f"## {SOURCES[c.analysis]}: {name} by {c.by}", ""]
     if c.analysis == "versions":
@@ -137,7 +143,7 @@ def _comparison_md(c: Comparison, pooled: bool, alpha: float) -> list[str]:
         what, test = f"per-disc {name}", "two-sided Wilcoxon rank-sum tests"
     lines += [
         f"Pairwise comparisons of {what}: {test}, Holm-corrected over {len(c.pairwise)} pair(s). "
-        f"Groups that share no letter differ at p < {alpha:g}.",
+        f"Groups that share no letter differ at p < {alpha:g} (letters: {LETTERS[letters]}).",
         "",
     ]
     rows = [[g.group, g.n, _mean_sd(g.mean, g.sd), f"{g.median:.3f}", g.letters] for g in c.groups.itertuples()]
@@ -175,7 +181,7 @@ def stats_markdown(analysis: Analysis, intro: Sequence[str] = (), pooled=False, 
     if analysis.notes:
         lines += ["Notes:", "", *(f"- {n}" for n in analysis.notes), ""]
     for comparison in analysis.comparisons:
-        lines += _comparison_md(comparison, pooled, alpha)
+        lines += _comparison_md(comparison, pooled, alpha, analysis.letters)
     return "\n".join(lines).rstrip() + "\n"
 
 

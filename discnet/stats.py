@@ -15,7 +15,8 @@ Disc-level comparison, on per-disc rows of ``discnet evaluate`` (or ``discnet ag
 reader pairs per disc): :func:`kruskal_test` across grades or levels (``scipy.stats.kruskal``), then
 :func:`pairwise_wilcoxon`: two-sided Wilcoxon rank-sum tests (``scipy.stats.mannwhitneyu``; exact when
 both groups have fewer than 50 values and there are no ties, else the normal approximation with
-continuity correction, as R's ``wilcox.test``), Holm-corrected. Letters: :mod:`discnet.letters`.
+continuity correction, as R's ``wilcox.test``), Holm-corrected. Letters: :mod:`discnet.letters` (R's
+``multcompView::multcompLetters`` by default, ``multcomp::cld`` with ``letters="cld"``).
 
 Example:
     >>> runs = pd.DataFrame({"version": list("aaabbb"), "dsc": [0.90, 0.91, 0.92, 0.80, 0.82, 0.81]})
@@ -36,7 +37,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from discnet.errors import InputError
-from discnet.letters import compact_letters
+from discnet.letters import METHODS, compact_letters
 from discnet.levels import LEVELS
 from discnet.runs import RESPONSES, has_response, natural_key, run_means
 
@@ -62,6 +63,7 @@ class Comparison:
 class Analysis:
     comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    letters: str = "multcompView"  # the compact-letter algorithm (discnet.letters.METHODS)
 
 
 def holm(p: Sequence[float]) -> np.ndarray:
@@ -228,11 +230,21 @@ def kruskal_test(table: pd.DataFrame, by: str, response: str, order: Sequence) -
     return pd.DataFrame([["Kruskal-Wallis", h, len(groups) - 1, p, n]], columns=["test", "statistic", "df", "p", "n"])
 
 
-def group_table(table: pd.DataFrame, by: str, response: str, order: Sequence, pairwise: pd.DataFrame, alpha=ALPHA):
-    """Per group (display order): n, mean, SD, median and the compact letters of ``pairwise``."""
+def group_table(
+    table: pd.DataFrame,
+    by: str,
+    response: str,
+    order: Sequence,
+    pairwise: pd.DataFrame,
+    alpha=ALPHA,
+    letters=METHODS[0],
+):
+    """Per group (display order): n, mean, SD, median and the compact letters of ``pairwise``
+    (``letters``: ``"multcompView"`` or ``"cld"``, which orders the groups by mean as R's ``cld``)."""
     groups = _groups(table, by, response, order)
     significant = pairwise.loc[pairwise["p_holm"] < alpha, ["group_a", "group_b"]].itertuples(index=False)
-    letters = compact_letters([g for g, _ in groups], [tuple(pair) for pair in significant])
+    means = [float(v.mean()) for _, v in groups]
+    letters = compact_letters([g for g, _ in groups], [tuple(pair) for pair in significant], letters, means)
     rows = [
         [g, len(v), float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else math.nan, float(np.median(v)), letters[g]]
         for g, v in groups
@@ -288,9 +300,11 @@ def disc_rows(table: pd.DataFrame, where, columns: Sequence[str] = ("dice",)) ->
     return discs[["subject", "level", "grade", *present]].reset_index(drop=True)
 
 
-def disc_comparisons(discs: pd.DataFrame, analysis: str, metrics: Sequence[str], alpha=ALPHA) -> Analysis:
+def disc_comparisons(
+    discs: pd.DataFrame, analysis: str, metrics: Sequence[str], alpha=ALPHA, letters=METHODS[0]
+) -> Analysis:
     """Kruskal-Wallis + pairwise Wilcoxon + letters of each metric by level and by grade."""
-    result = Analysis()
+    result = Analysis(letters=letters)
     orders = {"level": level_order(discs["level"].dropna().unique())}
     grades = {g for g in discs["grade"] if g}
     if grades:
@@ -302,16 +316,18 @@ def disc_comparisons(discs: pd.DataFrame, analysis: str, metrics: Sequence[str],
             continue
         for by, order in orders.items():
             pairs = pairwise_wilcoxon(discs, by, metric, order)
-            groups = group_table(discs, by, metric, order, pairs, alpha)
+            groups = group_table(discs, by, metric, order, pairs, alpha, letters)
             result.comparisons.append(
                 Comparison(analysis, metric, by, kruskal_test(discs, by, metric, order), pairs, groups)
             )
     return result
 
 
-def version_comparisons(long: pd.DataFrame, factors: Sequence[str], pooled=False, alpha=ALPHA) -> Analysis:
+def version_comparisons(
+    long: pd.DataFrame, factors: Sequence[str], pooled=False, alpha=ALPHA, letters=METHODS[0]
+) -> Analysis:
     """Per response (Dice, and orphan-removed Dice when present): LMM tests and pairwise version tests."""
-    result = Analysis()
+    result = Analysis(letters=letters)
     order = sorted(long["version"].dropna().astype(str).unique(), key=natural_key)
     for response in (r for r in RESPONSES if has_response(long, r)):
         lmm, notes = lmm_lrt(long, factors, response)
@@ -320,7 +336,7 @@ def version_comparisons(long: pd.DataFrame, factors: Sequence[str], pooled=False
         pairs = pairwise_t(runs, "version", response, order, pooled)
         if pairs["p"].isna().any() and not pooled:
             result.notes.append(f"{response}: versions with fewer than 2 runs (or constant Dice) are not tested")
-        groups = group_table(runs, "version", response, order, pairs, alpha)
+        groups = group_table(runs, "version", response, order, pairs, alpha, letters)
         result.comparisons.append(Comparison("versions", response, "version", lmm, pairs, groups))
     return result
 
@@ -332,13 +348,14 @@ def analyse(
     agreement: pd.DataFrame | None = None,
     pooled: bool = False,
     alpha: float = ALPHA,
+    letters: str = METHODS[0],
 ) -> Analysis:
     """All comparisons the inputs allow: versions (runs), discs (evaluate) and inter-reader agreement."""
     parts = []
     if long is not None:
-        parts.append(version_comparisons(long, factors, pooled, alpha))
+        parts.append(version_comparisons(long, factors, pooled, alpha, letters))
     if metrics is not None:
-        parts.append(disc_comparisons(metrics, "discs", ("dice", "volume_ratio"), alpha))
+        parts.append(disc_comparisons(metrics, "discs", ("dice", "volume_ratio"), alpha, letters))
     if agreement is not None:
-        parts.append(disc_comparisons(agreement, "agreement", ("dice",), alpha))
-    return Analysis([c for p in parts for c in p.comparisons], [n for p in parts for n in p.notes])
+        parts.append(disc_comparisons(agreement, "agreement", ("dice",), alpha, letters))
+    return Analysis([c for p in parts for c in p.comparisons], [n for p in parts for n in p.notes], letters)

@@ -1,5 +1,5 @@
-"""The paper's statistics against statsmodels/scipy computed directly, the letter display against hand-worked
-cases, and ``discnet stats``."""
+"""The paper's statistics against statsmodels/scipy computed directly, and ``discnet stats`` (letters:
+``test_letters.py``)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,11 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
 from discnet.cli import main
 from discnet.errors import InputError
-from discnet.letters import check_letters, compact_letters
 from discnet.stats import (
     disc_comparisons,
     disc_rows,
@@ -27,47 +24,6 @@ from discnet.stats import (
     rank_sum,
 )
 from tests.test_runs import write_sweep
-
-# ---- compact letter display -------------------------------------------------------------------------
-
-
-def test_letters_all_same():
-    assert compact_letters(["A", "B", "C", "D"], []) == dict.fromkeys("ABCD", "a")
-
-
-def test_letters_chain():
-    # A differs from C only: B overlaps both.
-    assert compact_letters(["A", "B", "C"], [("A", "C")]) == {"A": "a", "B": "ab", "C": "b"}
-    # A < B < C < D, neighbours not different: a, ab, bc, c
-    letters = compact_letters(list("ABCD"), [("A", "C"), ("A", "D"), ("B", "D")])
-    assert letters == {"A": "a", "B": "ab", "C": "bc", "D": "c"}
-
-
-def test_letters_disjoint_groups():
-    pairs = [("A", "B"), ("A", "C"), ("B", "C")]
-    assert compact_letters(["A", "B", "C"], pairs) == {"A": "a", "B": "b", "C": "c"}
-    # two clusters {A, B} and {C, D}
-    pairs = [("A", "C"), ("A", "D"), ("B", "C"), ("B", "D")]
-    assert compact_letters(list("ABCD"), pairs) == {"A": "a", "B": "a", "C": "b", "D": "b"}
-    # the letters follow display order: the first group always gets 'a'
-    assert compact_letters(["C", "A"], [("A", "C")]) == {"C": "a", "A": "b"}
-
-
-def test_letters_reject_unknown_group():
-    with pytest.raises(ValueError):
-        compact_letters(["A"], [("A", "Z")])
-
-
-@settings(max_examples=150, deadline=None)
-@given(st.integers(1, 7).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.booleans(), min_size=21, max_size=21))))
-def test_letters_are_always_a_valid_display(case):
-    n, flags = case
-    groups = [f"g{i}" for i in range(n)]
-    pairs = [p for p, flag in zip(itertools.combinations(groups, 2), flags, strict=False) if flag]
-    letters = compact_letters(groups, pairs)
-    assert check_letters(letters, pairs)
-    assert letters[groups[0]].startswith("a") and all(letters.values())
-
 
 # ---- model comparison -------------------------------------------------------------------------------
 

@@ -31,6 +31,13 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, metavar="CSV", help="per-disc metrics from discnet evaluate")
     parser.add_argument("--agreement", type=Path, metavar="CSV", help="inter-reader table from discnet agreement")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level of the letters (default 0.05)")
+    parser.add_argument(
+        "--letters",
+        choices=("multcompView", "cld"),
+        default="multcompView",
+        help="compact-letter algorithm: R's multcompView::multcompLetters (default, insert-absorb) or "
+        "multcomp::cld (insert-absorb and sweep, groups ordered by mean)",
+    )
 
 
 DESCRIPTION = (
@@ -106,7 +113,9 @@ def analyse_inputs(args: argparse.Namespace, inputs: dict):
     from discnet.stats import analyse
 
     agreement = inputs["agreement"][1] if inputs["agreement"] is not None else None
-    return analyse(inputs["long"], inputs["factors"], inputs["discs"], agreement, args.pooled_sd, args.alpha)
+    return analyse(
+        inputs["long"], inputs["factors"], inputs["discs"], agreement, args.pooled_sd, args.alpha, args.letters
+    )
 
 
 def run(args: argparse.Namespace) -> int:
