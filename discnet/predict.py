@@ -30,11 +30,12 @@ from discnet.data.preprocess import InputConfig, input_config, prepare_volume
 from discnet.data.slices import from_slices
 from discnet.errors import InputError
 from discnet.inference import disc_probability
-from discnet.io import Volume, from_canonical
+from discnet.io import Volume, from_canonical, to_canonical
 from discnet.io.levels import default_levels
 from discnet.levels import LEVELS
 from discnet.models.checkpoint import load_net
 from discnet.postprocess import DiscCountWarning, label_levels, remove_orphans
+from discnet.uncertainty import FLIPS, voxel_uncertainty
 
 #: The input presets of ``conf/input`` (paper Table 2), for checkpoints that do not record theirs.
 PRESETS: dict[str, InputConfig] = {
@@ -44,8 +45,45 @@ PRESETS: dict[str, InputConfig] = {
     "augmented": InputConfig(name="augmented", paper_input=4, augment_copies=1),
 }
 
-#: A stand-in for the networks: ``(images (n, S, S), native_shape) -> (n, H, W)`` disc probability.
+#: A stand-in for a network: ``(images (n, S, S), native_shape) -> (n, H, W)`` disc probability.
 ProbabilityFn = Callable[[torch.Tensor, tuple[int, int]], np.ndarray]
+
+
+def member_probabilities(
+    members: Sequence[ProbabilityFn],
+    volume: Volume,
+    input_cfg: InputConfig,
+    image_size: int,
+    tta: str = "none",
+) -> list[np.ndarray]:
+    """Disc probability of every member (each of ``members`` on each transform of ``FLIPS[tta]``) on the
+    canonical (RAS) grid.
+
+    A transform mirrors the canonical scan (axis 1: anterior-posterior, the columns of a sagittal slice;
+    axis 2: superior-inferior, its rows) before preprocessing, and the member's probability is mirrored
+    back, so every member is a full prediction of a mirrored scan seen in the scan's own frame.
+
+    Example:
+        >>> scan = Volume(np.random.rand(2, 6, 4).astype(np.float32), np.eye(4))
+        >>> def ramp(images, shape): return np.broadcast_to(np.arange(shape[1]) / 10, (len(images), *shape))
+        >>> [float(p[0, 0, 0]) for p in member_probabilities([ramp], scan, PRESETS["raw"], 8, "flip")]
+        [0.5, 0.0]
+    """
+    if tta not in FLIPS:
+        raise InputError(None, f"unknown test-time augmentation '{tta}'", f"use one of {', '.join(FLIPS)}")
+    ras, affine = to_canonical(volume) if FLIPS[tta] != ((),) else (None, None)
+    out = []
+    for axes in FLIPS[tta]:
+        scan = Volume(np.flip(ras, axes).copy(), affine) if axes else volume
+        stack = prepare_volume(scan, None, input_cfg, image_size)
+        for member in members:
+            prob = from_slices(np.asarray(member(stack.images, stack.native_shape), np.float32))
+            out.append(np.flip(prob, axes).copy() if axes else prob)
+    return out
+
+
+def _network(net: nn.Module, batch_size: int, device, precision: str) -> ProbabilityFn:
+    return lambda images, shape: disc_probability([net], images, shape, batch_size, device, precision)
 
 
 def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:
@@ -165,13 +203,16 @@ def predict_volume(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     precision: str = "32",
-    probability_fn: ProbabilityFn | None = None,
+    probability_fn: ProbabilityFn | Sequence[ProbabilityFn] | None = None,
+    tta: str = "none",
+    uncertainty: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Segment and level-label the discs of one scan.
 
-    Sagittal slices (after RAS reorientation) go through the networks; the averaged probability is
-    resized back to the native slice grid, thresholded, cleaned of orphans (paper 2.6) on the canonical
-    grid, and its 3D components are named by level from the inferior end (world coordinates).
+    Sagittal slices (after RAS reorientation) go through every member (each network on each test-time
+    transform, :func:`member_probabilities`); their mean probability, on the native slice grid, is
+    thresholded, cleaned of orphans (paper 2.6) on the canonical grid, and its 3D components are named by
+    level from the inferior end (world coordinates). Each member is thresholded and cleaned the same way.
 
     Args:
         nets: the networks (an ensemble is averaged); unused with ``probability_fn``.
@@ -183,26 +224,31 @@ def predict_volume(
         anchor: ``"inferior"`` or ``"superior"``: the end level names start from when too few discs are found.
         threshold: probability above which a voxel is disc.
         batch_size, device, precision: passed to :func:`~discnet.inference.disc_probability`.
-        probability_fn: replaces the networks (tests, other models).
+        probability_fn: replaces the networks (tests, other models); a list gives several members.
+        tta: test-time augmentation, a key of :data:`~discnet.uncertainty.FLIPS` (``none``, ``flip``, ``flip-all``).
+        uncertainty: ``"entropy"`` or ``"variance"``: also compute the per-voxel uncertainty map.
 
     Returns:
         ``(labels, probability, info)``: uint8 level labels and float32 disc probability, both in
         ``volume``'s native voxel order and shape; ``info`` has the ``label_levels`` entries (``discs``,
-        ``dropped``, ``found``, ``expected``), ``orphan_voxels`` removed and ``warning`` (text or None).
+        ``dropped``, ``found``, ``expected``), ``orphan_voxels`` removed, ``warning`` (text or None),
+        ``members`` (count), ``member_voxels`` (each member's disc voxels as flat native indices, with two
+        members or more, else None) and ``uncertainty`` (the native float32 map, or None).
     """
     names, values = level_order(default_levels() if levels is None else levels)
     if not 1 <= expected_discs <= len(names):
         raise InputError(None, f"expected discs {expected_discs} is not in 1..{len(names)}", "fix --expected-discs")
     if np.ptp(volume.array) == 0:
         raise InputError(volume.path, "image is constant (no contrast to segment)", "give the scan itself")
-    stack = prepare_volume(volume, None, input_cfg, image_size)
     if probability_fn is None:
-        prob_slices = disc_probability(list(nets), stack.images, stack.native_shape, batch_size, device, precision)
+        fns = [_network(net, batch_size, device, precision) for net in nets]
     else:
-        prob_slices = np.asarray(probability_fn(stack.images, stack.native_shape), np.float32)
-    prob_ras = from_slices(prob_slices)
+        fns = list(probability_fn) if isinstance(probability_fn, Sequence) else [probability_fn]
+    members = member_probabilities(fns, volume, input_cfg, image_size, tta)
+    prob_ras = members[0] if len(members) == 1 else np.mean(members, axis=0, dtype=np.float32)
     mask_ras = prob_ras > threshold
-    cleaned = remove_orphans(mask_ras) if orphan_removal else mask_ras
+    clean = remove_orphans if orphan_removal else np.asarray
+    cleaned = clean(mask_ras)
     mask = from_canonical(cleaned, volume)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiscCountWarning)
@@ -210,6 +256,13 @@ def predict_volume(
     counted = any(issubclass(w.category, DiscCountWarning) for w in caught)
     info["warning"] = count_warning(info, anchor) if counted else None
     info["orphan_voxels"] = int(mask_ras.sum() - cleaned.sum())
+    info["members"] = len(members)
+    info["member_voxels"] = None
+    if len(members) > 1:
+        info["member_voxels"] = [np.flatnonzero(from_canonical(clean(m > threshold), volume)) for m in members]
+    info["uncertainty"] = None
+    if uncertainty is not None:
+        info["uncertainty"] = from_canonical(voxel_uncertainty(np.stack(members), uncertainty), volume)
     return labels, from_canonical(prob_ras, volume).astype(np.float32, copy=False), info
 
 

@@ -11,7 +11,7 @@ import argparse
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
-from discnet.io import read_levels, read_volume, volume_format, write_like
+from discnet.evaluate import check_same_grid
+from discnet.io import Volume, read_levels, read_volume, volume_format, write_like
 from discnet.io.atomic import atomic_path, full_suffix
 from discnet.io.files import SUFFIXES
 from discnet.io.itk import dicom_files
 from discnet.predict import PRESETS, disc_volumes, level_order, load_models, predict_volume
+from discnet.predict_outputs import UNCERTAINTY, member_table, scan_measurements, scan_uncertainty, write_tables
+from discnet.uncertainty import FLIPS, read_reference
 
-MASK, PROB, QC = "_discs", "_prob", "_qc"
+MASK, PROB, QC, UNC = "_discs", "_prob", "_qc", "_uncertainty"
 VOLUMES = "volumes.csv"
 COLUMNS = ["subject", "level", "label", "voxels", "volume_mm3"]
 #: Output suffix per input suffix with --same-format (detached-header formats become single files).
@@ -75,6 +78,21 @@ def add_parser(subparsers) -> None:
         "--input-preset", choices=list(PRESETS), help="input preset of checkpoints that do not record theirs"
     )
     parser.add_argument("--image-size", type=int, metavar="S", help="image size of checkpoints that do not record it")
+    parser.add_argument(
+        "--tta",
+        choices=list(FLIPS),
+        default="none",
+        help="test-time augmentation: flip adds the anterior-posterior mirror, flip-all also the superior-inferior "
+        "ones; each transform of each checkpoint is one ensemble member",
+    )
+    parser.add_argument(
+        "--uncertainty",
+        choices=["entropy", "variance"],
+        help="also write <name>_uncertainty: entropy of the mean probability or the members' variance",
+    )
+    parser.add_argument(
+        "--reference", type=Path, metavar="CSV", help="volume table whose per-level range flags outlying discs"
+    )
     parser.set_defaults(func=run)
 
 
@@ -87,9 +105,10 @@ class Job:
     mask: Path
     probability: Path | None
     qc: Path | None
+    uncertainty: Path | None = None
 
     def outputs(self) -> list[Path]:
-        return [p for p in (self.mask, self.probability, self.qc) if p is not None]
+        return [p for p in (self.mask, self.probability, self.qc, self.uncertainty) if p is not None]
 
 
 def file_stem(path: Path) -> str:
@@ -99,7 +118,7 @@ def file_stem(path: Path) -> str:
 
 
 def _folder(folder: Path) -> list[tuple[str, Path]]:
-    own = (MASK, PROB)
+    own = (MASK, PROB, UNC)
     files = [
         f
         for f in sorted(folder.iterdir())
@@ -203,7 +222,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(None, f"--image-size {args.image_size} is too small", "give the size the model was trained at")
 
 
-def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, float, str | None]:
+def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, Volume, dict]:
     nets, input_cfg, size = models
     volume = read_volume(job.image)
     labels, prob, info = predict_volume(
@@ -218,11 +237,15 @@ def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, fl
         batch_size=args.batch_size,
         device=device,
         precision=args.precision,
+        tta=args.tta,
+        uncertainty=args.uncertainty,
     )
     try:
         write_like(labels, volume, job.mask)
         if job.probability is not None:
             write_like(prob, volume, job.probability, dtype=np.float32)
+        if job.uncertainty is not None:
+            write_like(info["uncertainty"], volume, job.uncertainty, dtype=np.float32)
         if job.qc is not None:
             from discnet.qc import write_overlay  # matplotlib only when pictures are asked for
 
@@ -231,7 +254,7 @@ def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, fl
         raise InputError(
             job.mask.parent, f"cannot be written ({err.strerror or err})", "free space or fix rights"
         ) from err
-    return labels, volume.voxel_volume, info["warning"]
+    return labels, volume, info
 
 
 def _progress(console: Console) -> Progress:
@@ -240,38 +263,73 @@ def _progress(console: Console) -> Progress:
     return Progress(*columns, TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
 
 
+def _with_uncertainty_maps(jobs: list[Job]) -> list[Job]:
+    images = {job.image.resolve() for job in jobs}
+    out = [replace(job, uncertainty=job.mask.with_name(f"{job.name}{UNC}{full_suffix(job.mask)}")) for job in jobs]
+    for job in out:
+        if job.uncertainty.resolve() in images:
+            raise InputError(job.uncertainty, "output path equals an input", "choose another output folder")
+    return out
+
+
+def _previous_rows(path: Path) -> dict[str, list[dict]]:
+    """Rows of an earlier ``uncertainty.csv`` by subject (kept for scans that --skip-existing keeps)."""
+    if not path.is_file():
+        return {}
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return {str(name): group.to_dict("records") for name, group in table.groupby("subject", sort=False)}
+
+
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     jobs = plan_jobs(collect_inputs(args.inputs), args.output, args)
+    if args.uncertainty:
+        jobs = _with_uncertainty_maps(jobs)
     levels = read_levels(args.levels)
     names, _ = level_order(levels, args.levels)
     if not 1 <= args.expected_discs <= len(names):
         raise InputError(args.levels, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
+    reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
     models = load_models(args.ckpt, args.input_preset, args.image_size, device)
     _writable(args.output)
+    ensemble = len(args.ckpt) * len(FLIPS[args.tta]) > 1 or reference is not None
+    previous = _previous_rows(args.output / UNCERTAINTY) if ensemble and args.skip_existing else {}
     console = Console(stderr=True, highlight=False)
-    rows, skipped, start = [], 0, time.perf_counter()
+    rows, measured, uncertain, skipped, start = [], [], [], 0, time.perf_counter()
     with _progress(console) as progress:
         task = progress.add_task("predicting", total=len(jobs))
         for job in jobs:
             progress.update(task, description=job.name)
             if args.skip_existing and all(p.is_file() for p in job.outputs()):
+                image = read_volume(job.image)
                 existing = read_volume(job.mask, kind="label")
-                labels, voxel_volume, warning = existing.array, existing.voxel_volume, None
+                check_same_grid(existing, image, what="scan")
+                labels, info = existing.array, None
                 skipped += 1
             else:
-                labels, voxel_volume, warning = _predict_one(job, models, levels, args, device)
-            if warning:
-                console.print(f"warning: {job.name}: {warning}", markup=False, soft_wrap=True)
-            rows += [{"subject": job.name, **row} for row in disc_volumes(labels, voxel_volume, levels)]
+                labels, image, info = _predict_one(job, models, levels, args, device)
+                if info["warning"]:
+                    console.print(f"warning: {job.name}: {info['warning']}", markup=False, soft_wrap=True)
+            rows += [{"subject": job.name, **row} for row in disc_volumes(labels, image.voxel_volume, levels)]
+            measured += scan_measurements(job.name, labels, image, levels, models[1])
+            if ensemble:
+                found = previous.get(job.name, [])
+                uncertain += (
+                    found if info is None else scan_uncertainty(job.name, labels, image, info, levels, reference)
+                )
             progress.advance(task)
     table = pd.DataFrame(rows, columns=COLUMNS).round({"volume_mm3": 3})
     with atomic_path(args.output / VOLUMES) as tmp:
         table.to_csv(tmp, index=False)
+    members = member_table(args.ckpt, args.tta) if ensemble else None
+    written = write_tables(args.output, measured, uncertain if ensemble else None, members)
     done = len(jobs) - skipped
+    flagged = sum(bool(row["qc_flag"]) for row in uncertain)
     print(
         f"segmented {done} scan(s){f', kept {skipped} existing' if skipped else ''} in "
-        f"{time.perf_counter() - start:.1f} s; outputs in {args.output}, disc volumes in {args.output / VOLUMES}"
+        f"{time.perf_counter() - start:.1f} s; outputs in {args.output}, disc volumes in {args.output / VOLUMES}, "
+        f"also {', '.join(p.name for p in written)}"
+        + (f"; {flagged} of {len(uncertain)} disc(s) flagged for QC (qc_reasons in {UNCERTAINTY})" if ensemble else "")
     )
     return 0
