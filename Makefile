@@ -86,11 +86,13 @@ round2: $(STAMP) $(ROUND_DATA)  ## round 2 (Table 3): 4 versions x SEEDS seeds (
 	$(BIN)/python train.py -m '+experiment/round2=glob(*)' 'seed=range($(SEEDS))' $(ROUND_ARGS) \
 		hydra.sweep.dir=$(ROUNDS)/round2
 
+# The disc-level analysis uses the final model as the paper chose it (discnet.runs.final_model): the
+# version with the best mean orphan-removed Dice, then that version's best run (final_model.json).
 analyze: $(STAMP) $(TEST_MANIFEST)  ## leaderboards, statistics, figures of both rounds + disc-level analysis -> experiments/roundN/results-$(SCALE)
 	$(BIN)/discnet report $(ROUNDS)/round1 --factors params,input -o experiments/round1/results-$(SCALE)
 	$(BIN)/discnet leaderboard $(ROUNDS)/round2 -n 1 -o $(ROUNDS)/round2-leader
-	best=$$($(BIN)/python -c "import pandas as p; print(p.read_csv('$(ROUNDS)/round2-leader/leaderboard.csv').run[0])") && \
-	$(BIN)/discnet predict --ckpt "$$best/checkpoints/best.ckpt" $(TEST_MANIFEST) -o $(ROUNDS)/test-predictions \
+	final=$$($(BIN)/python -c "import json; print(json.load(open('$(ROUNDS)/round2-leader/final_model.json'))['checkpoint'])") && \
+	$(BIN)/discnet predict --ckpt "$$final" $(TEST_MANIFEST) -o $(ROUNDS)/test-predictions \
 		--levels $(dir $(TEST_MANIFEST))levels.csv
 	$(BIN)/discnet evaluate --pred $(ROUNDS)/test-predictions --subjects $(TEST_MANIFEST) \
 		--levels $(dir $(TEST_MANIFEST))levels.csv -o experiments/round2/results-$(SCALE)/discs.csv

@@ -5,7 +5,11 @@
   orphan-removed Dice (paper Fig 4B, 5C, 5D).
 - :func:`write_stats`: ``stats.md``, ``lmm.csv``, ``pairwise.csv``, ``letters.csv`` and ``kruskal.csv``
   from a :class:`discnet.stats.Analysis`.
-- :func:`write_report`: both, plus the figures (Fig 3, 4A, 5A/B, 7 and the effect of orphan removal).
+- :func:`write_report`: both, plus the figures (Fig 3, 4A, 5A/B, 7 and the effect of orphan removal),
+  ``runs.csv`` (the long table), ``final_model.json`` (:func:`discnet.runs.final_model`) and
+  ``epochs.csv`` (every epoch's Dice per run and subject, from the runs' ``val_scores.csv``).
+
+Every title, and the ``score`` column of every table, says which epoch the runs were scored at.
 
 Example:
     >>> fmt_p(0.0004), fmt_p(0.0321), fmt_p(float("nan"))
@@ -14,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +27,17 @@ import numpy as np
 import pandas as pd
 
 from discnet.io.atomic import atomic_path
-from discnet.runs import RESPONSES, has_response, leaderboard, natural_key, run_means, version_summary
+from discnet.run_scores import epoch_table
+from discnet.runs import (
+    RESPONSES,
+    final_model,
+    has_response,
+    leaderboard,
+    natural_key,
+    run_means,
+    score_name,
+    version_summary,
+)
 from discnet.stats import ALPHA, Analysis, Comparison
 
 NAMES = {
@@ -87,7 +102,7 @@ def write_leaderboards(long: pd.DataFrame, out: Path, n: int = 20) -> list[Path]
         suffix = SUFFIX[response]
         written.append(write_csv(board, out / f"leaderboard{suffix}.csv"))
         written.append(write_csv(versions, out / f"leaderboard_versions{suffix}.csv"))
-        title = f"Top {len(board)} of {total} runs: {NAMES[response]}"
+        title = f"Top {len(board)} of {total} runs: {NAMES[response]} ({score_name(long)})"
         written.append(save(leaderboard_figure(board, response, title, palette), out / f"leaderboard{suffix}.png"))
     return written
 
@@ -124,8 +139,8 @@ LETTERS = {
 }
 
 
-def _comparison_md(c: Comparison, pooled: bool, alpha: float, letters: str) -> list[str]:
-    name = NAMES.get(c.response, c.response)
+def _comparison_md(c: Comparison, pooled: bool, alpha: float, letters: str, score: str) -> list[str]:
+    name = NAMES.get(c.response, c.response) + (f" ({score})" if c.analysis == "versions" and score else "")
     lines = [f"## {SOURCES[c.analysis]}: {name} by {c.by}", ""]
     if c.analysis == "versions":
         lines += _lmm_md(c)
@@ -181,7 +196,7 @@ def stats_markdown(analysis: Analysis, intro: Sequence[str] = (), pooled=False, 
     if analysis.notes:
         lines += ["Notes:", "", *(f"- {n}" for n in analysis.notes), ""]
     for comparison in analysis.comparisons:
-        lines += _comparison_md(comparison, pooled, alpha, analysis.letters)
+        lines += _comparison_md(comparison, pooled, alpha, analysis.letters, analysis.score)
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -196,6 +211,7 @@ def stats_tables(analysis: Analysis, alpha=ALPHA) -> dict[str, pd.DataFrame]:
     parts: dict[str, list] = {"lmm": [], "kruskal": [], "pairwise": [], "letters": []}
     for c in analysis.comparisons:
         keys = {"analysis": c.analysis, "response": c.response, "by": c.by}
+        keys["score"] = analysis.score if c.analysis == "versions" else ""
         overall = "lmm" if c.analysis == "versions" else "kruskal"
         for name, table in ((overall, c.overall), ("pairwise", c.pairwise), ("letters", c.groups)):
             parts[name].append(table.assign(**keys)[[*keys, *table.columns]])
@@ -215,7 +231,12 @@ def describe_runs(long: pd.DataFrame, sources: Sequence[str]) -> list[str]:
     """One sentence on the runs analysed."""
     runs, versions = long["run"].nunique(), long["version"].nunique()
     where = f" from {', '.join(str(s) for s in sources)}" if sources else ""
-    return [f"{runs} runs of {versions} version(s), {long['subject'].nunique()} validation subjects{where}."]
+    return [
+        f"{runs} runs of {versions} version(s), {long['subject'].nunique()} validation subjects{where}; "
+        f"each run scored at its {score_name(long)}.",
+        "",
+        final_model(long)["text"] + ".",
+    ]
 
 
 def _groups(table: pd.DataFrame, by: str, response: str, order: Sequence[str]) -> list[tuple[str, np.ndarray]]:
@@ -260,7 +281,9 @@ def version_figures(long: pd.DataFrame, analysis: Analysis, out: Path) -> list[P
         c = _find(analysis, "versions", response, "version")
         runs = run_means(long, response)
         tests = ", ".join(f"{r.factor} {p_text(r.p)}" for r in c.overall.itertuples()) if c else ""
-        title = _cap(NAMES[response]) + " by version" + (f"\nmixed model: {tests}" if tests else "")
+        title = f"{_cap(NAMES[response])} ({score_name(long)}) by version" + (
+            f"\nmixed model: {tests}" if tests else ""
+        )
         groups = [(g, v) for g, v in _groups(runs, "version", response, order) if len(v)]
         letters = _letters(c) if c else None
         fig = box_figure(groups, letters, title, "Dice (mean over subjects)", "run", palette, version_labels(long))
@@ -271,7 +294,7 @@ def version_figures(long: pd.DataFrame, analysis: Analysis, out: Path) -> list[P
         after = run_means(both, "dsc_orphan_removed")[["run", "dsc_orphan_removed"]]
         pairs = pairs.merge(after.rename(columns={"dsc_orphan_removed": "after"}), on="run")
         present = [v for v in order if v in set(pairs["version"])]
-        title = "Effect of orphan removal per run (gain: mean ± SD across runs)"
+        title = f"Effect of orphan removal per run ({score_name(long)}; gain: mean ± SD across runs)"
         written.append(save(paired_figure(pairs, present, title, palette), out / "orphan_removal.png"))
     return written
 
@@ -343,6 +366,10 @@ def write_report(
     written = write_stats(analysis, out, intro, pooled, alpha)
     if long is not None:
         written.append(write_csv(long, out / "runs.csv"))
+        written.append(write_text(json.dumps(final_model(long), indent=2) + "\n", out / "final_model.json"))
+        epochs = epoch_table(long.drop_duplicates("run"))
+        if not epochs.empty:
+            written.append(write_csv(epochs, out / "epochs.csv"))
         written += write_leaderboards(long, out, n) + version_figures(long, analysis, out)
     if discs is not None:
         written += disc_figure(discs, analysis, out)

@@ -4,14 +4,18 @@ A sweep writes one folder per run (``multirun/train/<version>/<overrides>/``) ho
 ``summary.json`` (see :mod:`discnet.training`). :func:`load_runs` finds every ``summary.json`` below
 the given folders and keeps the complete runs; each row is one validation subject of one run:
 
-    version, round, params, input, seed, subject, dsc, dsc_orphan_removed, run
+    version, round, params, input, seed, subject, dsc, dsc_orphan_removed, score, epoch, run
 
-``dsc`` is the subject's Dice at the run's best epoch (``summary["subjects"]``), ``dsc_orphan_removed``
-the same after orphan removal (``summary["subjects_orphan_removed"]``, empty when absent) and ``run`` the
-run's folder. :func:`read_table` reads the same long table from a CSV (``version,seed,subject,dsc`` and
-any factor columns), so results from elsewhere can be analysed too.
+``dsc`` is the subject's Dice at the run's last epoch (``score="last"``, the default) or best epoch
+(``score="best"``; see :mod:`discnet.run_scores`), ``dsc_orphan_removed`` the same after orphan removal
+(empty when not recorded), ``epoch`` the epoch scored and ``run`` the run's folder. Runs are pooled into
+a version only when their configs differ in nothing but the seed (:mod:`discnet.run_config`); runs
+trained on their validation subjects (``data.train_on_val``) are left out with a note. :func:`read_table`
+reads the same long table from a CSV (``version,seed,subject,dsc`` and any factor columns), so results
+from elsewhere can be analysed too.
 
-A run's score is its mean Dice across subjects, which is the ``best_val_dsc`` it logged (to W&B too).
+A run's score is its mean Dice across subjects: the ``last_val_dsc`` (or ``best_val_dsc``) it logged.
+:func:`final_model` picks the paper's final model from a round.
 
 Example:
     >>> long = pd.DataFrame({"version": ["a", "a", "b", "b"], "seed": [0, 0, 0, 0],
@@ -31,10 +35,12 @@ from pathlib import Path
 import pandas as pd
 
 from discnet.errors import InputError
+from discnet.run_config import read_config, version_config, version_names
+from discnet.run_scores import SCORE_NAMES, SCORES, MissingScores, run_scores
 
 SUMMARY = "summary.json"
 FACTORS = ["version", "round", "params", "input"]
-COLUMNS = [*FACTORS, "seed", "subject", "dsc", "dsc_orphan_removed", "run"]
+COLUMNS = [*FACTORS, "seed", "subject", "dsc", "dsc_orphan_removed", "score", "epoch", "run"]
 #: Response columns: Dice as trained, and after orphan removal (paper 2.6).
 RESPONSES = ("dsc", "dsc_orphan_removed")
 REQUIRED = ("version", "seed", "subject", "dsc")
@@ -66,23 +72,26 @@ def find_summaries(folders: Sequence[str | Path]) -> list[Path]:
     return sorted(found.values(), key=lambda p: natural_key(str(p)))
 
 
-def summary_rows(summary: dict, run: str) -> list[dict]:
-    """Long-table rows of one run's summary (raises ValueError saying why a run is not usable).
+def summary_rows(summary: dict, run: str, score: str = "last") -> list[dict]:
+    """Long-table rows of one run's summary at its ``score`` epoch (raises ValueError saying why a run is
+    not usable, MissingScores when that epoch's Dice per subject was not recorded).
 
     Example:
-        >>> summary_rows({"status": "complete", "version": "v", "seed": 1, "subjects": {"s1": 0.9}}, "r")[0]["dsc"]
+        >>> summary = {"status": "complete", "version": "v", "seed": 1, "subjects": {"s1": 0.9}}
+        >>> summary_rows(summary, "r", "best")[0]["dsc"]
         0.9
     """
     if summary.get("status") != "complete":
         error = f" ({summary['error']})" if summary.get("error") else ""
         raise ValueError(f"status {summary.get('status')!r}{error}")
-    subjects = summary.get("subjects")
-    if not isinstance(subjects, dict) or not subjects:
-        raise ValueError("no validation Dice per subject")
     if summary.get("version") is None or summary.get("seed") is None:
         raise ValueError("no version or seed")
-    orphans = summary.get("subjects_orphan_removed") or {}
-    base = {key: summary.get(key) for key in FACTORS}
+    block = run_scores(summary, run, score)
+    subjects = block.get("subjects")
+    if not isinstance(subjects, dict) or not subjects:
+        raise ValueError("no validation Dice per subject")
+    orphans = block.get("subjects_orphan_removed") or {}
+    base = {key: summary.get(key) for key in FACTORS} | {"score": score, "epoch": block.get("epoch")}
     return [
         {
             **base,
@@ -96,8 +105,15 @@ def summary_rows(summary: dict, run: str) -> list[dict]:
     ]
 
 
-def load_runs(folders: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str]]:
-    """Long table of the complete runs below ``folders`` and notes on the runs skipped.
+def _check_score(score: str) -> None:
+    if score not in SCORES:
+        raise InputError(None, f"--score {score} is not one of {', '.join(SCORES)}", "give --score last or best")
+
+
+def load_runs(folders: Sequence[str | Path], score: str = "last") -> tuple[pd.DataFrame, list[str]]:
+    """Long table of the complete runs below ``folders`` at their ``score`` epoch, and notes on the runs
+    skipped, left out or split into versions. Raises InputError when a run has no Dice per subject for
+    ``score="last"`` (an older summary without its ``val_scores.csv``).
 
     Example:
         >>> import tempfile; d = Path(tempfile.mkdtemp())
@@ -105,14 +121,52 @@ def load_runs(folders: Sequence[str | Path]) -> tuple[pd.DataFrame, list[str]]:
         >>> load_runs([d])[1]
         [".../summary.json: skipped: status 'failed' (boom)"]
     """
-    rows, notes = [], []
+    _check_score(score)
+    runs, labels, notes, missing = [], [], [], []
     for path in find_summaries(folders):
         try:
             summary = json.loads(path.read_text(encoding="utf-8"))
-            rows += summary_rows(summary, str(path.parent))
+            config = read_config(path.parent)
+            if isinstance(summary, dict) and (summary.get("train_on_val") or (config or {}).get("data.train_on_val")):
+                notes.append(
+                    f"{path}: left out: trained on its validation subjects (data.train_on_val=true), "
+                    "so its Dice is a training fit, not a validation"
+                )
+                continue
+            runs.append(summary_rows(summary, str(path.parent), score))
+            labels.append((str(summary["version"]), version_config(config)))
+        except MissingScores:
+            missing.append(path)
         except (OSError, ValueError, TypeError, AttributeError) as err:
             notes.append(f"{path}: skipped: {err}")
-    return _typed(pd.DataFrame(rows, columns=COLUMNS)), notes
+    if missing:
+        others = f" (and {len(missing) - 1} other run(s))" if len(missing) > 1 else ""
+        raise InputError(
+            missing[0],
+            f"has no last-epoch Dice per subject{others}: written before summary.json recorded them, "
+            "and no val_scores.csv beside it",
+            "use --score best (the best epoch's Dice), or re-run these runs",
+        )
+    names, split = version_names(labels)
+    rows = [row | {"version": name} for run, name in zip(runs, names, strict=True) for row in run]
+    long = _typed(pd.DataFrame(rows, columns=COLUMNS))
+    return long, notes + split + _notes_on(long, score)
+
+
+def _notes_on(long: pd.DataFrame, score: str) -> list[str]:
+    """Notes on runs sharing version and seed, and on runs without orphan-removed Dice at the last epoch."""
+    notes = []
+    runs = long.drop_duplicates("run")
+    for (version, seed), group in runs.groupby(["version", "seed"], sort=False):
+        if len(group) > 1:
+            notes.append(f"version {version} has {len(group)} runs with seed {seed}: {', '.join(group['run'])}")
+    blank = long.groupby("run")["dsc_orphan_removed"].apply(lambda s: s.isna().all())
+    if score == "last" and 0 < blank.sum() < len(blank):
+        notes.append(
+            f"{int(blank.sum())} run(s) recorded no orphan-removed Dice per subject at the last epoch "
+            "(older val_scores.csv); the orphan-removed analysis leaves them out"
+        )
+    return notes
 
 
 def _typed(long: pd.DataFrame) -> pd.DataFrame:
@@ -126,10 +180,12 @@ def _typed(long: pd.DataFrame) -> pd.DataFrame:
     return long
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, score: str | None = None) -> pd.DataFrame:
     """The long table from a CSV with columns ``version,seed,subject,dsc`` (+ optional factor columns).
 
-    A missing ``run`` column is made from version and seed (``version/seed=S``).
+    A missing ``run`` column is made from version and seed (``version/seed=S``). A ``score`` column
+    (``last``/``best``) says which epoch the Dice are from; a ``score`` that contradicts it is refused;
+    without the column the Dice are taken as ``score``'s.
     """
     path = Path(path)
     try:
@@ -143,6 +199,14 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if column in table and pd.to_numeric(table[column], errors="coerce").isna().sum() > table[column].isna().sum():
             raise InputError(path, f"column {column} holds non-numbers", "give Dice as numbers between 0 and 1")
     table = with_run(table)
+    if score is not None:
+        _check_score(score)
+        held = set(table["score"].dropna().astype(str)) if "score" in table else set()
+        if held - {score}:
+            raise InputError(
+                path, f"holds {'/'.join(sorted(held))}-epoch Dice, not {score}", "leave out --score or give that one"
+            )
+        table["score"] = table["score"].fillna(score) if "score" in table else score
     if table.duplicated(["run", "subject"]).any():
         raise InputError(path, "a subject appears twice for the same run", "give one row per run and subject")
     for column in COLUMNS:
@@ -163,16 +227,19 @@ def with_run(long: pd.DataFrame) -> pd.DataFrame:
     return long.assign(run=long["version"].astype(str) + "/seed=" + long["seed"].astype(str))
 
 
-def collect(folders: Sequence[str | Path] = (), table: str | Path | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Runs from sweep folders and/or a long-table CSV; raises InputError when there are none."""
+def collect(
+    folders: Sequence[str | Path] = (), table: str | Path | None = None, score: str = "last"
+) -> tuple[pd.DataFrame, list[str]]:
+    """Runs from sweep folders and/or a long-table CSV at their ``score`` epoch; raises InputError when
+    there are none."""
     if not folders and table is None:
         raise InputError(None, "no runs given", "give sweep output folders (e.g. multirun/train) or --table runs.csv")
     parts, notes = [], []
     if folders:
-        long, notes = load_runs(folders)
+        long, notes = load_runs(folders, score)
         parts.append(long)
     if table is not None:
-        parts.append(read_table(table))
+        parts.append(read_table(table, score))
     parts = [p for p in parts if not p.empty]
     if not parts:
         where = ", ".join(str(f) for f in folders) or table
@@ -245,3 +312,49 @@ def subject_sets_differ(long: pd.DataFrame) -> bool:
     """True when the runs were not all validated on the same subjects."""
     sets = with_run(long).dropna(subset=["dsc"]).groupby("run")["subject"].agg(frozenset)
     return sets.nunique() > 1
+
+
+def score_name(long: pd.DataFrame) -> str:
+    """Which epoch the table's Dice are from: ``last epoch``, ``best epoch`` (or both, or unknown).
+
+    Example:
+        >>> score_name(pd.DataFrame({"score": ["best", "best"]}))
+        'best epoch'
+    """
+    held = sorted(set(long["score"].dropna().astype(str))) if "score" in long else []
+    return " and ".join(SCORE_NAMES.get(s, s) for s in held) or "epoch not recorded"
+
+
+def final_model(long: pd.DataFrame) -> dict:
+    """The paper's final model of a round (section 2.5): the version with the best mean Dice across runs
+    (after orphan removal when the runs have it, as in round 2), then that version's best run.
+
+    Returns version, its mean, SD and run count, the run's folder, seed and Dice, the response and epoch
+    used, the checkpoint of that epoch (``checkpoints/last.ckpt`` or ``best.ckpt``) and ``text``, one
+    sentence saying all this.
+    """
+    response = "dsc_orphan_removed" if has_response(long, "dsc_orphan_removed") else "dsc"
+    top = version_summary(long, response).iloc[0]
+    best = leaderboard(long[long["version"] == top["version"]], response=response).iloc[0]
+    held = set(long["score"].dropna().astype(str)) if "score" in long else set()
+    ckpt = "last.ckpt" if held == {"last"} else "best.ckpt"
+    what = f"validation Dice{' with orphan removal' if response != 'dsc' else ''} ({score_name(long)})"
+    choice = {
+        "version": str(top["version"]),
+        "version_mean": float(top["mean"]),
+        "version_sd": float(top["sd"]),
+        "version_runs": int(top["runs"]),
+        "run": str(best["run"]),
+        "seed": best["seed"].item() if hasattr(best["seed"], "item") else best["seed"],
+        "dsc": float(best[response]),
+        "response": response,
+        "score": "/".join(sorted(held)) or None,
+        "checkpoint": str(Path(str(best["run"])) / "checkpoints" / ckpt),
+    }
+    sd = "" if math.isnan(choice["version_sd"]) else f" ± {choice['version_sd']:.3f}"
+    choice["text"] = (
+        f"Final model (the paper's rule: best version by mean {what} across runs, then its best run): "
+        f"version {choice['version']} ({choice['version_mean']:.3f}{sd}, {choice['version_runs']} runs), "
+        f"its best run seed {choice['seed']} ({choice['dsc']:.3f}), {choice['checkpoint']}"
+    )
+    return choice

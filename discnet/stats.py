@@ -39,7 +39,7 @@ from scipy import stats as sps
 from discnet.errors import InputError
 from discnet.letters import METHODS, compact_letters
 from discnet.levels import LEVELS
-from discnet.runs import RESPONSES, has_response, natural_key, run_means
+from discnet.runs import RESPONSES, has_response, natural_key, run_means, score_name
 
 ALPHA = 0.05
 ROMAN = ("I", "II", "III", "IV", "V")
@@ -64,6 +64,7 @@ class Analysis:
     comparisons: list[Comparison] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     letters: str = "multcompView"  # the compact-letter algorithm (discnet.letters.METHODS)
+    score: str = ""  # which epoch the runs' Dice are from (discnet.runs.score_name)
 
 
 def holm(p: Sequence[float]) -> np.ndarray:
@@ -358,4 +359,5 @@ def analyse(
         parts.append(disc_comparisons(metrics, "discs", ("dice", "volume_ratio"), alpha, letters))
     if agreement is not None:
         parts.append(disc_comparisons(agreement, "agreement", ("dice",), alpha, letters))
-    return Analysis([c for p in parts for c in p.comparisons], [n for p in parts for n in p.notes], letters)
+    score = score_name(long) if long is not None else ""
+    return Analysis([c for p in parts for c in p.comparisons], [n for p in parts for n in p.notes], letters, score)

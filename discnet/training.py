@@ -26,6 +26,7 @@ from discnet.models.segmenter import DiscSegmenter
 from discnet.models.unet import count_parameters
 
 log = logging.getLogger("discnet.train")
+from discnet.run_scores import SCORE_KEYS, epoch_scores
 SUMMARY = "summary.json"
 
 
@@ -106,10 +107,17 @@ def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: fl
         "image_size": int(cfg.image_size),
         "parameter_count": count_parameters(model.net),
         "best_val_dsc": best["dsc"] if best["epoch"] is not None else None,
+    """The run's result. ``last`` and ``best``: the last and the best epoch's Dice (mean and per subject,
+    raw and after orphan removal); the top-level ``subjects`` are the best epoch's (older readers)."""
         "best_epoch": best["epoch"],
+    last = epoch_scores(model.history[-1]) if model.history else None
         "subjects": best["subjects"],
         "subjects_orphan_removed": best.get("subjects_orphan_removed", {}),
-        "last_val_dsc": model.history[-1]["val/dsc"] if model.history else None,
+        "last_val_dsc": last["dsc"] if last else None,
+        "last_val_dsc_orphan_removed": last["dsc_orphan_removed"] if last else None,
+        "last": last,
+        "best": {k: best.get(k) for k in SCORE_KEYS} if best["epoch"] is not None else None,
+        "train_on_val": bool(cfg.data.get("train_on_val", False)),
         "epochs": int(trainer.current_epoch),
         "wall_time_s": round(wall, 2),
         "device": str(trainer.strategy.root_device),
@@ -125,11 +133,14 @@ def _log_to_wandb(trainer: L.Trainer, summary: dict) -> None:
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             run = logger.experiment
-            run.summary.update({k: v for k, v in summary.items() if k not in ("subjects", "subjects_orphan_removed")})
+            run.summary.update({k: v for k, v in summary.items() if not isinstance(v, dict)})
+            last = (summary["last"] or {}).get("subjects", {})
             for subject, dsc in summary["subjects"].items():
                 run.summary[f"best/dsc/{subject}"] = dsc
             logger.log_table(
-                "val/subjects", columns=["subject", "dsc"], data=[[s, d] for s, d in summary["subjects"].items()]
+                "val/subjects",
+                columns=["subject", "dsc_last_epoch", "dsc_best_epoch"],
+                data=[[s, last.get(s), d] for s, d in summary["subjects"].items()],
             )
             run.finish()
 
@@ -140,6 +151,7 @@ def run(cfg: DictConfig) -> dict:
     previous = read_summary(out)
     if cfg.get("skip_complete", True) and previous and previous.get("status") == "complete":
         log.info("skipping %s: it already holds a complete %s", out, SUMMARY)
+                run.summary[f"last/dsc/{subject}"] = last.get(subject)
         return previous
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.image import imread
 
 from discnet.cli import main
@@ -33,13 +36,16 @@ def test_report_writes_figures_statistics_and_leaderboards(tmp_path, capsys):
     sweep = write_sweep(
         tmp_path / "sweep", means, orphan_gain=dict(zip(means, [0.005, 0.003, 0.011, 0.006], strict=True))
     )
+    epochs = [{"epoch": e, "val/dsc": 0.5, "s1": 0.4 + 0.1 * e, "orphan_removed/s1": 0.5 + 0.1 * e} for e in range(2)]
+    pd.DataFrame(epochs).to_csv(sweep / "r2-dropout" / "seed=1" / "val_scores.csv", index=False)
     metrics, agreement = tmp_path / "metrics.csv", tmp_path / "agreement.csv"
     disc_table().to_csv(metrics, index=False)
     agreement_table().to_csv(agreement, index=False)
     out = tmp_path / "report"
     args = ["report", str(sweep), "-o", str(out), "-n", "5", "--metrics", str(metrics), "--agreement", str(agreement)]
     assert main(args) == 0
-    assert "wrote" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "Final model" in printed
     figures = {
         "dice_by_version.png",
         "dice_by_version_orphan_removed.png",
@@ -59,6 +65,18 @@ def test_report_writes_figures_statistics_and_leaderboards(tmp_path, capsys):
     again = tmp_path / "again"  # runs.csv is the long table: the report can be redone from it alone
     assert main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "-n", "5"]) == 0
     assert (again / "leaderboard.csv").read_text() == (out / "leaderboard.csv").read_text()
+    stats = (out / "stats.md").read_text()
+    assert "## Model versions: validation Dice (last epoch) by version" in stats and "Final model" in stats
+    assert json.loads((out / "final_model.json").read_text())["version"] == "r2-dropout"  # best orphan-removed mean
+    per_epoch = pd.read_csv(out / "epochs.csv")
+    assert per_epoch[["epoch", "subject", "dsc", "dsc_orphan_removed"]].values.tolist() == [
+        [0, "s1", 0.4, 0.5],
+        [1, "s1", 0.5, 0.6],
+    ]
+    assert set(pd.read_csv(out / "runs.csv")["score"]) == {"last"}
+    with pytest.raises(SystemExit):
+        main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "--score", "worst"])
+    assert main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "--score", "best"]) == 2
     analyses = set(pd.read_csv(out / "letters.csv")["analysis"])
     assert analyses == {"versions", "discs", "agreement"}
     assert not list(out.glob(".*tmp*")), "temporary files left behind"

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from discnet.cli import main
 from discnet.errors import InputError
-from discnet.runs import collect, leaderboard, load_runs, read_table, run_means, version_summary
+from discnet.runs import collect, final_model, leaderboard, load_runs, read_table, run_means, version_summary
 
 SUBJECTS = ["sub-01", "sub-02", "sub-03", "sub-04"]
 
@@ -24,14 +25,22 @@ def write_summary(folder: Path, **fields) -> Path:
     return path
 
 
-def write_sweep(root: Path, means: dict[str, float], seeds=3, orphan_gain: dict | None = None, round_=2) -> Path:
-    """A fake sweep: ``root/<version>/seed=<s>/summary.json``; Dice = mean + seed and subject offsets."""
+def write_sweep(
+    root: Path, means: dict[str, float], seeds=3, orphan_gain: dict | None = None, round_=2, legacy=False
+) -> Path:
+    """A fake sweep: ``root/<version>/seed=<s>/summary.json``; Dice = mean + seed and subject offsets at the
+    best epoch (9), 0.01 lower at the last (10). ``legacy``: the summary of older runs (best epoch only)."""
     rng = np.random.default_rng(0)
     offsets = dict(zip(SUBJECTS, [-0.02, -0.005, 0.01, 0.015], strict=True))
     for version, mean in means.items():
         for seed in range(seeds):
             run = mean + 0.004 * (seed - 1)
-            subjects = {s: run + o + float(rng.normal(0, 0.004)) for s, o in offsets.items()}
+            best = {"epoch": 9, "subjects": {s: run + o + float(rng.normal(0, 0.004)) for s, o in offsets.items()}}
+            last = {"epoch": 10, "subjects": {s: d - 0.01 for s, d in best["subjects"].items()}}
+            if orphan_gain is not None:
+                for block in (best, last):
+                    gain = orphan_gain[version] + 0.001 * seed
+                    block["subjects_orphan_removed"] = {s: d + gain for s, d in block["subjects"].items()}
             fields = {
                 "status": "complete",
                 "version": version,
@@ -39,12 +48,14 @@ def write_sweep(root: Path, means: dict[str, float], seeds=3, orphan_gain: dict 
                 "seed": seed,
                 "params": 0.75,
                 "input": "stretched",
-                "subjects": subjects,
-                "best_val_dsc": sum(subjects.values()) / len(subjects),
+                "subjects": best["subjects"],
+                "subjects_orphan_removed": best.get("subjects_orphan_removed", {}),
+                "best_epoch": 9,
+                "best_val_dsc": float(np.mean(list(best["subjects"].values()))),
+                "last_val_dsc": float(np.mean(list(last["subjects"].values()))),
             }
-            if orphan_gain is not None:
-                gain = orphan_gain[version]
-                fields["subjects_orphan_removed"] = {s: d + gain + 0.001 * seed for s, d in subjects.items()}
+            if not legacy:
+                fields |= {"best": best, "last": last, "train_on_val": False}
             write_summary(root / version / f"seed={seed}", **fields)
     return root
 
@@ -65,12 +76,14 @@ def test_load_runs_keeps_complete_runs_and_notes_the_others(tmp_path):
     assert any("no validation Dice per subject" in n for n in notes)
 
 
-def test_run_mean_is_the_logged_best_val_dsc(tmp_path):
+@pytest.mark.parametrize("score", ["last", "best"])
+def test_run_mean_is_the_logged_val_dsc_of_the_scored_epoch(tmp_path, score):
     sweep = write_sweep(tmp_path, {"v": 0.9}, seeds=2)
-    long, _ = load_runs([sweep])
+    long, _ = load_runs([sweep], score)
+    assert set(long["score"]) == {score} and set(long["epoch"]) == {10 if score == "last" else 9}
     means = run_means(long).set_index("run")["dsc"]
     for path in sweep.rglob("summary.json"):
-        assert math.isclose(means[str(path.parent)], json.loads(path.read_text())["best_val_dsc"])
+        assert math.isclose(means[str(path.parent)], json.loads(path.read_text())[f"{score}_val_dsc"])
 
 
 def test_orphan_removed_column_when_present(tmp_path):
@@ -138,7 +151,9 @@ def test_leaderboard_cli(tmp_path, capsys):
     assert board["version"].iloc[0] == "r2-a"
     versions = pd.read_csv(out / "leaderboard_versions.csv")
     assert versions["runs"].tolist() == [3, 3]
-    assert sorted(p.name for p in out.iterdir()) == ["leaderboard.csv", "leaderboard.png", "leaderboard_versions.csv"]
+    names = ["final_model.json", "leaderboard.csv", "leaderboard.png", "leaderboard_versions.csv"]
+    assert sorted(p.name for p in out.iterdir()) == names
+    assert "(last epoch)" in text and str(sweep / "r2-a" / "seed=2") in text  # each run's folder is shown
 
 
 def test_leaderboard_cli_orphan_removed(tmp_path, capsys):
@@ -161,3 +176,96 @@ def test_leaderboard_cli_table_and_errors(tmp_path, capsys):
     assert main(["leaderboard", "--table", str(table), "-n", "0"]) == 2
     assert main(["leaderboard", "--table", str(table), "--round", "1"]) == 2
     assert main(["leaderboard", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.slow  # a real (tiny) training: about 10 s alone, a minute on a busy 2-core machine
+def test_summary_records_last_and_best_epoch_and_the_reader_uses_them(tiny_dataset, tmp_path):
+    from discnet.training import run
+    from tests.train_helpers import tiny_config
+
+    out = tmp_path / "run"
+    summary = run(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=3", "optim.lr=0.01"))
+    epochs = pd.read_csv(out / "val_scores.csv")
+    last, best = summary["last"], summary["best"]
+    assert last["epoch"] == 2 and best["epoch"] == summary["best_epoch"] == int(epochs["val/dsc"].idxmax())
+    for block in (last, best):
+        row = epochs.loc[epochs["epoch"] == block["epoch"]].iloc[0]
+        assert block["dsc"] == pytest.approx(row["val/dsc"]) and block["subjects"] == pytest.approx(
+            {s: row[s] for s in block["subjects"]}
+        )
+        cleaned = block["subjects_orphan_removed"]
+        assert cleaned == pytest.approx({s: row[f"orphan_removed/{s}"] for s in cleaned})
+        assert block["dsc_orphan_removed"] == pytest.approx(row["val/dsc_orphan_removed"])
+    assert summary["subjects"] == best["subjects"] and summary["train_on_val"] is False
+    for score in ("last", "best"):
+        long, _ = load_runs([out], score)
+        assert long["dsc"].mean() == pytest.approx(summary[score]["dsc"])
+        assert long["dsc_orphan_removed"].mean() == pytest.approx(summary[score]["dsc_orphan_removed"])
+
+
+def test_older_summaries_last_epoch_from_val_scores_or_refused(tmp_path, capsys):
+    sweep = write_sweep(tmp_path / "old", {"v": 0.9}, seeds=2, legacy=True)
+    with pytest.raises(InputError, match="no last-epoch Dice per subject .and 1 other run.*--score best"):
+        load_runs([sweep], "last")
+    assert main(["leaderboard", str(sweep)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--score best" in err
+    best, _ = load_runs([sweep], "best")
+    assert set(best["epoch"]) == {9} and set(best["score"]) == {"best"}
+    folder = sweep / "v" / "seed=0"
+    subjects = json.loads((folder / "summary.json").read_text())["subjects"]
+    rows = [{"epoch": e, "val/dsc": 0.5, **{s: 0.5 + 0.1 * e for s in subjects}} for e in range(3)]
+    pd.DataFrame(rows).to_csv(folder / "val_scores.csv", index=False)
+    pd.DataFrame(rows).to_csv(sweep / "v" / "seed=1" / "val_scores.csv", index=False)
+    last, notes = load_runs([sweep], "last")
+    assert set(last["epoch"]) == {2} and last["dsc"].tolist() == pytest.approx([0.7] * len(last))
+    assert last["dsc_orphan_removed"].isna().all() and not notes
+
+
+def write_config(folder: Path, seed: int, dropout: float = 0.2, image_size: int = 64, train_on_val=False) -> None:
+    config = {
+        "version": "v",
+        "seed": seed,
+        "image_size": image_size,
+        "model": {"net": {"dropout": dropout}},
+        "data": {"seed": seed, "train_on_val": train_on_val, "cache_dir": f"/cache/{seed}"},
+        "paths": {"output_dir": str(folder)},
+    }
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def test_runs_are_pooled_only_when_their_configs_differ_in_the_seed_alone(tmp_path, capsys):
+    sweep = write_sweep(tmp_path / "s", {"v": 0.9, "w": 0.8}, seeds=3)
+    for seed in range(3):
+        write_config(sweep / "v" / f"seed={seed}", seed)  # paths and seeds differ: one version
+    long, notes = load_runs([sweep])
+    assert set(long["version"]) == {"v", "w"} and not notes
+    write_config(sweep / "v" / "seed=2", 2, dropout=0.5)  # a dropout override: another version
+    long, notes = load_runs([sweep])
+    versions = long.drop_duplicates("run").groupby("version")["seed"].apply(sorted).to_dict()
+    assert versions == {"v [model.net.dropout=0.2]": [0, 1], "v [model.net.dropout=0.5]": [2], "w": [0, 1, 2]}
+    assert any("version v: its runs differ in model.net.dropout" in n for n in notes)
+    write_config(sweep / "v" / "seed=1", 1, train_on_val=True)  # a training fit: left out
+    long, notes = load_runs([sweep])
+    assert long["run"].nunique() == 5 and any("left out: trained on its validation subjects" in n for n in notes)
+    assert main(["leaderboard", str(sweep)]) == 0
+    assert "note:" in capsys.readouterr().out
+
+
+def test_final_model_is_the_best_versions_best_run_not_the_top_run(tmp_path, capsys):
+    sweep = write_sweep(tmp_path, {"steady": 0.90, "noisy": 0.85}, seeds=3, orphan_gain={"steady": 0.0, "noisy": 0.0})
+    lucky = json.loads((sweep / "noisy" / "seed=0" / "summary.json").read_text())
+    lucky["last"]["subjects_orphan_removed"] = dict.fromkeys(SUBJECTS, 0.95)
+    (sweep / "noisy" / "seed=0" / "summary.json").write_text(json.dumps(lucky))
+    long, _ = load_runs([sweep])
+    assert leaderboard(long, 1, "dsc_orphan_removed")["version"].item() == "noisy"  # the top single run
+    choice = final_model(long)
+    assert choice["version"] == "steady" and choice["seed"] == 2 and choice["response"] == "dsc_orphan_removed"
+    assert choice["checkpoint"].endswith(str(Path("steady", "seed=2", "checkpoints", "last.ckpt")))
+    assert "Final model" in choice["text"] and "last epoch" in choice["text"]
+    out = tmp_path / "lb"
+    assert main(["leaderboard", str(sweep), "-o", str(out)]) == 0
+    assert "Final model" in capsys.readouterr().out
+    assert json.loads((out / "final_model.json").read_text())["run"] == choice["run"]
+    best = final_model(load_runs([sweep], "best")[0])
+    assert best["checkpoint"].endswith("best.ckpt") and "best epoch" in best["text"]

@@ -232,7 +232,8 @@ def test_stats_cli_writes_markdown_and_tables(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "# discnet statistics" in text and "Linear mixed model" in text
     lmm = pd.read_csv(out / "lmm.csv")
-    assert lmm.columns.tolist()[:7] == ["analysis", "response", "by", "factor", "df", "lr", "p"]
+    assert lmm.columns.tolist()[:8] == ["analysis", "response", "by", "score", "factor", "df", "lr", "p"]
+    assert set(lmm["score"]) == {"last epoch"}
     assert lmm["response"].tolist() == ["dsc", "dsc_orphan_removed"] and (lmm["df"] == 2).all()
     letters = pd.read_csv(out / "letters.csv")
     versions = letters[(letters["analysis"] == "versions") & (letters["response"] == "dsc")].set_index("group")

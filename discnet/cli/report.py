@@ -21,8 +21,11 @@ def add_parser(subparsers) -> None:
         description=(
             "Write into DIR: stats.md and its CSV tables (as discnet stats), the leaderboards (as discnet "
             "leaderboard -o), runs.csv (the long table of runs, readable by --table) and PNG figures: "
-            "dice_by_version.png (box plots of the runs' mean Dice with letters), leaderboard.png, orphan_removal.png (when runs have orphan-removed Dice), "
-            "discs_by_level_grade.png (with --metrics) and agreement.png (with --agreement). " + DESCRIPTION
+            "dice_by_version.png (box plots of the runs' mean Dice with letters), leaderboard.png, "
+            "orphan_removal.png (when runs have orphan-removed Dice), discs_by_level_grade.png (with --metrics) "
+            "and agreement.png (with --agreement); final_model.json (the paper's choice: the version with the "
+            "best mean, orphan-removed when present, then its best run) and epochs.csv (every epoch's Dice per "
+            "run and subject, from the runs' val_scores.csv). " + DESCRIPTION
         ),
     )
     add_analysis_options(parser)
@@ -55,5 +58,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for note in analysis.notes:
         print(f"note: {note}")
+    if inputs["long"] is not None:
+        from discnet.runs import final_model
+
+        print(final_model(inputs["long"])["text"])
     print(f"wrote {len(written)} files to {args.output}: {', '.join(p.name for p in written)}")
     return 0

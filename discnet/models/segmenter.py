@@ -3,7 +3,9 @@
 Validation predicts each validation subject's session-1 volume slice by slice, resizes the probabilities
 back to the native slice grid, thresholds at 0.5 and scores a 3D Dice over the whole volume; ``val/dsc``
 is the mean over subjects. The same mask after orphan removal (paper 2.6) gives
-``val/dsc_orphan_removed``; the best epoch is chosen on ``val/dsc``, as the paper did.
+``val/dsc_orphan_removed``. ``history`` holds every epoch's scores per subject (``<subject>`` and
+``orphan_removed/<subject>``); ``best`` the epoch with the highest ``val/dsc`` (``best.ckpt``). The paper
+scores "the model resulting from each run", so the analysis uses the last epoch by default.
 
 Example:
     >>> m = DiscSegmenter(net={"base_filters": 4, "depth": 2}, optim={"lr": 1e-3})
@@ -128,10 +130,12 @@ class DiscSegmenter(L.LightningModule):
             weight_decay=o.get("weight_decay", 0.05),
         )
 
+        row.update({f"orphan_removed/{s}": d for s, d in self.val_scores_orphan_removed.items()})
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["discnet"] = {"history": self.history, "best": self.best}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+                "dsc_orphan_removed": cleaned,
         state = checkpoint.get("discnet", {})
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", self.best))
