@@ -24,9 +24,9 @@ from discnet.io.atomic import atomic_path
 from discnet.models.checkpoint import load_weights, read_checkpoint
 from discnet.models.segmenter import DiscSegmenter
 from discnet.models.unet import count_parameters
+from discnet.run_scores import SCORE_KEYS, epoch_scores
 
 log = logging.getLogger("discnet.train")
-from discnet.run_scores import SCORE_KEYS, epoch_scores
 SUMMARY = "summary.json"
 
 
@@ -95,7 +95,10 @@ def _resume_path(cfg: DictConfig, out: Path) -> str | None:
 
 
 def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: float, status: str) -> dict:
+    """The run's result. ``last`` and ``best``: the last and the best epoch's Dice (mean and per subject,
+    raw and after orphan removal); the top-level ``subjects`` are the best epoch's (older readers)."""
     best = model.best
+    last = epoch_scores(model.history[-1]) if model.history else None
     return {
         "status": status,
         "version": cfg.version,
@@ -107,10 +110,7 @@ def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: fl
         "image_size": int(cfg.image_size),
         "parameter_count": count_parameters(model.net),
         "best_val_dsc": best["dsc"] if best["epoch"] is not None else None,
-    """The run's result. ``last`` and ``best``: the last and the best epoch's Dice (mean and per subject,
-    raw and after orphan removal); the top-level ``subjects`` are the best epoch's (older readers)."""
         "best_epoch": best["epoch"],
-    last = epoch_scores(model.history[-1]) if model.history else None
         "subjects": best["subjects"],
         "subjects_orphan_removed": best.get("subjects_orphan_removed", {}),
         "last_val_dsc": last["dsc"] if last else None,
@@ -137,6 +137,7 @@ def _log_to_wandb(trainer: L.Trainer, summary: dict) -> None:
             last = (summary["last"] or {}).get("subjects", {})
             for subject, dsc in summary["subjects"].items():
                 run.summary[f"best/dsc/{subject}"] = dsc
+                run.summary[f"last/dsc/{subject}"] = last.get(subject)
             logger.log_table(
                 "val/subjects",
                 columns=["subject", "dsc_last_epoch", "dsc_best_epoch"],
@@ -151,7 +152,6 @@ def run(cfg: DictConfig) -> dict:
     previous = read_summary(out)
     if cfg.get("skip_complete", True) and previous and previous.get("status") == "complete":
         log.info("skipping %s: it already holds a complete %s", out, SUMMARY)
-                run.summary[f"last/dsc/{subject}"] = last.get(subject)
         return previous
     out.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)

@@ -112,10 +112,12 @@ class DiscSegmenter(L.LightningModule):
         if self.trainer.sanity_checking:
             return
         row = {"epoch": self.current_epoch, "val/dsc": mean, "val/dsc_orphan_removed": cleaned, **self.val_scores}
+        row.update({f"orphan_removed/{s}": d for s, d in self.val_scores_orphan_removed.items()})
         self.history.append(row)
         if mean > self.best["dsc"]:
             self.best = {
                 "dsc": mean,
+                "dsc_orphan_removed": cleaned,
                 "epoch": self.current_epoch,
                 "subjects": dict(self.val_scores),
                 "subjects_orphan_removed": dict(self.val_scores_orphan_removed),
@@ -130,12 +132,10 @@ class DiscSegmenter(L.LightningModule):
             weight_decay=o.get("weight_decay", 0.05),
         )
 
-        row.update({f"orphan_removed/{s}": d for s, d in self.val_scores_orphan_removed.items()})
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["discnet"] = {"history": self.history, "best": self.best}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-                "dsc_orphan_removed": cleaned,
         state = checkpoint.get("discnet", {})
         self.history = list(state.get("history", []))
         self.best = dict(state.get("best", self.best))
