@@ -236,6 +236,7 @@ def describe_runs(long: pd.DataFrame, sources: Sequence[str]) -> list[str]:
         f"each run scored at its {score_name(long)}.",
         "",
         final_model(long)["text"] + ".",
+        "",
     ]
 
 
