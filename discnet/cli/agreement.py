@@ -31,10 +31,19 @@ def add_parser(subparsers) -> None:
             "and subjects, as the paper reports inter-reader Dice."
         ),
     )
-    parser.add_argument("readers", nargs="+", type=Path, metavar="READER_DIR", help="one folder per reader")
+    parser.add_argument("readers", nargs="*", type=Path, metavar="READER_DIR", help="one folder per reader")
     parser.add_argument("--levels", type=Path, metavar="CSV", help="levels.csv (label,level) or ITK-SNAP .label file")
     parser.add_argument("--subjects", type=Path, metavar="CSV", help="subjects.csv whose grades and ages to join")
     parser.add_argument("-o", "--output", type=Path, metavar="CSV", help="write the per-pair table here")
+    parser.add_argument(
+        "--volumes",
+        nargs="+",
+        type=Path,
+        metavar="TABLE",
+        help="volume statistics instead of Dice: A.csv B.csv (B the reference), or one table with sessions "
+        "(first vs second); ICC(2,1), ICC(3,1), Bland-Altman, errors, within-subject CV per level; -o writes "
+        "them and the Bland-Altman PNG beside",
+    )
     parser.set_defaults(func=run)
 
 
@@ -61,7 +70,62 @@ def format_summary(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def format_volume_stats(stats: pd.DataFrame) -> str:
+    lines = [f"{'level':<6} {'n':>3}  {'ICC(2,1) [95% CI]':<20} {'ICC(3,1) [95% CI]':<20} {'bias':>8}  "]
+    lines[0] += f"{'95% limits':<17} {'MAE':>7} {'rel.err':>7} {'wCV':>6}"
+    for r in stats.itertuples(index=False):
+        icc = [
+            f"{v:.3f} [{lo:.2f}, {hi:.2f}]"
+            for v, lo, hi in ((r.icc21, r.icc21_low, r.icc21_high), (r.icc31, r.icc31_low, r.icc31_high))
+        ]
+        loa = f"{r.loa_low_mm3:.0f} to {r.loa_high_mm3:.0f}"
+        lines.append(
+            f"{r.level:<6} {r.n:>3}  {icc[0]:<20} {icc[1]:<20} {r.bias_mm3:>8.1f}  {loa:<17} {r.mae_mm3:>7.1f} "
+            f"{r.mean_relative_error:>7.3f} {r.wcv:>6.3f}"
+        )
+    return "\n".join(lines)
+
+
+def run_volumes(args: argparse.Namespace) -> int:
+    """Volume agreement of ``--volumes`` tables (see :mod:`discnet.volume_agreement`)."""
+    from discnet.figures import save
+    from discnet.volume_agreement import (
+        agreement_stats,
+        bland_altman_figure,
+        paired_volumes,
+        read_volume_table,
+        session_pairs,
+    )
+
+    if args.readers or len(args.volumes) > 2:
+        raise InputError(None, "--volumes takes one or two tables and no READER_DIR", "give A.csv B.csv")
+    tables = [read_volume_table(path) for path in args.volumes]
+    pairs = paired_volumes(*tables) if len(tables) == 2 else session_pairs(tables[0])
+    if pairs.empty:
+        what = "no subject, level and session in both tables" if len(tables) == 2 else "no subject with two sessions"
+        raise InputError(args.volumes[0], f"has {what}", "check the subject names and levels of the tables")
+    stats = agreement_stats(pairs)
+    names = tuple(p.stem for p in args.volumes) if len(tables) == 2 else ("session 1", "session 2")
+    print(f"disc volume agreement (mm^3), {names[0]} - {names[1]}, {len(pairs)} disc pair(s):")
+    print(format_volume_stats(stats))
+    if args.output is not None:
+        if args.output.is_dir():
+            raise InputError(args.output, "is a folder", "give a CSV file name, e.g. volume_agreement.csv")
+        for path in args.volumes:
+            if path.resolve() == args.output.resolve():
+                raise InputError(args.output, "output path equals an input file", "choose another output file name")
+        with atomic_path(args.output) as tmp:
+            stats.to_csv(tmp, index=False)
+        figure = save(
+            bland_altman_figure(pairs, stats, names), args.output.with_name(f"{args.output.stem}_bland_altman.png")
+        )
+        print(f"wrote {args.output} and {figure}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.volumes:
+        return run_volumes(args)
     levels = read_levels(args.levels)
     if args.output is not None and args.output.is_dir():
         raise InputError(args.output, "is a folder", "give a CSV file name, e.g. agreement.csv")
