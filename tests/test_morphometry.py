@@ -172,3 +172,23 @@ def test_measure_cli_refuses_an_image_on_another_grid(tmp_path, capsys):
     assert main(["measure", *args]) == 2
     err = capsys.readouterr().err
     assert "shape" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o" / "measurements.csv").exists()
+
+
+def test_measure_joins_grades_and_report_plots_by_level_and_grade(tmp_path, capsys):
+    labels, image, _ = box_scan((1.0, 1.5, 2.0), "IPR")
+    rows = []
+    for subject in ("a", "b"):
+        nib.save(nib.Nifti1Image(labels.array, labels.affine), tmp_path / f"{subject}_discs.nii.gz")
+        nib.save(nib.Nifti1Image(image.array, image.affine), tmp_path / f"{subject}_T2w.nii.gz")
+        rows.append({"subject": subject, "image": f"{subject}_T2w.nii.gz", "label": f"{subject}_discs.nii.gz"})
+    manifest = pd.DataFrame(rows).assign(**{"grade_L5-S1": ["II", "IV"]})
+    manifest.to_csv(tmp_path / "subjects.csv", index=False)
+    out = tmp_path / "measured"
+    assert main(["measure", "--subjects", str(tmp_path / "subjects.csv"), "-o", str(out)]) == 0
+    wide = pd.read_csv(out / "measurements_wide.csv")
+    assert wide["grade"].tolist() == [2, 4] and not wide["intensity_mean"].isna().any()
+    report = tmp_path / "report"
+    assert main(["report", "-o", str(report), "--measurements", str(out / "measurements_wide.csv")]) == 0
+    for name in ("measurements_by_level.png", "measurements_by_grade.png"):
+        assert (report / name).read_bytes()[:4] == b"\x89PNG"
+    assert "measurements_by_grade.png" in capsys.readouterr().out

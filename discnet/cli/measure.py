@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from discnet.data.manifest import load_manifest
+from discnet.data.manifest import discs_table, load_manifest
 from discnet.data.preprocess import InputConfig
 from discnet.errors import InputError
 from discnet.evaluate import collect_label_files, subject_key
@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
         description=(
             "Measure every disc of each LABELS map in the scanner's physical space (any orientation, anisotropic "
             f"voxels): {', '.join(UNITS)} (definitions in the README). With --images (paired by subject name as "
-            "in discnet evaluate) or --subjects (its image and label columns, and sessions) the intensities too. "
+            "in discnet evaluate) or --subjects (its image and label columns, sessions and grades) the intensities too. "
             f"Writes OUT_DIR/{TIDY_NAME} (subject, session, level, measure, value, unit) and {WIDE_NAME}."
         ),
     )
@@ -108,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LabelMappingWarning)
         wide = measurements_table(scans, levels, cfg)
+    if args.subjects is not None:
+        grades = discs_table(load_manifest(args.subjects, require_labels=True, check_files=False))
+        if grades["grade"].notna().any():
+            wide = wide.merge(grades[["subject", "level", "grade"]], on=["subject", "level"], how="left")
     for warning in caught:
         if issubclass(warning.category, LabelMappingWarning):
             print(f"warning: {warning.message}", file=sys.stderr)

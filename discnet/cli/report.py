@@ -31,7 +31,25 @@ def add_parser(subparsers) -> None:
     add_analysis_options(parser)
     parser.add_argument("-n", "--top", type=int, default=20, metavar="N", help="runs in the leaderboards (default 20)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write")
+    parser.add_argument(
+        "--measurements",
+        type=Path,
+        metavar="CSV",
+        help="measurements_wide.csv of discnet measure or predict: measurements_by_level.png (and _by_grade)",
+    )
     parser.set_defaults(func=run)
+
+
+def measurement_report(path: Path, out: Path) -> list[Path]:
+    """Figures of a measurements table (:func:`discnet.morphometry_figure.measurement_figures`)."""
+    from discnet.cli.stats import read_csv
+    from discnet.errors import InputError
+    from discnet.morphometry_figure import measurement_figures
+
+    table = read_csv(path)
+    if "level" not in table.columns:
+        raise InputError(path, "has no 'level' column", "give measurements_wide.csv from discnet measure or predict")
+    return measurement_figures(table, out)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.output, "is a file", "give a folder for the report")
     if args.top < 1:
         raise InputError(None, f"-n {args.top} is not a positive number of runs", "give e.g. -n 20")
+    if args.measurements is not None:
+        measured = measurement_report(args.measurements, args.output)
+        if not args.sweeps and args.table is None and args.metrics is None and args.agreement is None:
+            print(f"wrote {len(measured)} files to {args.output}: {', '.join(p.name for p in measured)}")
+            return 0
     inputs = load_inputs(args)
     analysis = analyse_inputs(args, inputs)
     written = write_report(
