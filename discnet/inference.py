@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from discnet.data.slices import resize_back
+from discnet.data.slices import neighbour_rows, resize_back
 
 
 def segment_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -57,8 +57,12 @@ def disc_probability(
     device: str | torch.device | None = None,
     precision: str = "32",
     channels_last: bool = False,
+    fit: str = "stretch",
 ) -> np.ndarray:
     """Disc probability (1 - P(background)) of every slice, averaged over ``nets``, on the native grid.
+
+    A network with 2k+1 input channels (``model.context_slices`` = k) gets each slice with its k
+    neighbours on either side (the scan's edge slice repeated beyond its ends).
 
     Args:
         nets: one model or several (an ensemble; probabilities are averaged).
@@ -68,12 +72,15 @@ def disc_probability(
         device: where the networks run (default: where their parameters are).
         precision: ``"32"`` or ``"bf16"`` (autocast).
         channels_last: use the channels-last memory format.
+        fit: how the slices were made square (``InputConfig.fit``), undone when resizing back.
     """
     device = torch.device(device) if device is not None else next(nets[0].parameters()).device
     out = torch.zeros((len(images), *native_shape), dtype=torch.float32)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
+    context = (getattr(nets[0], "in_channels", 1) - 1) // 2
+    neighbours = neighbour_rows(len(images), context)
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size, None].to(device=device, dtype=torch.float32)
+        x = images[neighbours[start : start + batch_size]].to(device=device, dtype=torch.float32)
         x = x.contiguous(memory_format=fmt)
         total = None
         for net in nets:
@@ -81,5 +88,5 @@ def disc_probability(
                 logits = segment_logits(net, x)
             p_disc = 1.0 - torch.softmax(logits.float(), dim=1)[:, :1]
             total = p_disc if total is None else total + p_disc
-        out[start : start + len(x)] = resize_back(total / len(nets), native_shape)[:, 0].cpu()
+        out[start : start + len(x)] = resize_back(total / len(nets), native_shape, fit)[:, 0].cpu()
     return out.numpy()

@@ -82,14 +82,14 @@ def member_probabilities(
     return out
 
 
-def _network(net: nn.Module, batch_size: int, device, precision: str) -> ProbabilityFn:
-    return lambda images, shape: disc_probability([net], images, shape, batch_size, device, precision)
+def _network(net: nn.Module, batch_size: int, device, precision: str, fit: str = "stretch") -> ProbabilityFn:
+    return lambda images, shape: disc_probability([net], images, shape, batch_size, device, precision, fit=fit)
 
 
 def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:
     """Whether two presets prepare scans identically at prediction time (augmentation and blank
     deletion only matter in training)."""
-    if a.stretch != b.stretch or not math.isclose(a.scale, b.scale, rel_tol=1e-9):
+    if a.stretch != b.stretch or a.fit != b.fit or not math.isclose(a.scale, b.scale, rel_tol=1e-9):
         return False
     return a.stretch == "none" or (math.isclose(a.lower, b.lower) and math.isclose(a.upper, b.upper))
 
@@ -241,7 +241,7 @@ def predict_volume(
     if np.ptp(volume.array) == 0:
         raise InputError(volume.path, "image is constant (no contrast to segment)", "give the scan itself")
     if probability_fn is None:
-        fns = [_network(net, batch_size, device, precision) for net in nets]
+        fns = [_network(net, batch_size, device, precision, input_cfg.fit) for net in nets]
     else:
         fns = list(probability_fn) if isinstance(probability_fn, Sequence) else [probability_fn]
     members = member_probabilities(fns, volume, input_cfg, image_size, tta)

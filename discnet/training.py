@@ -65,13 +65,20 @@ def _build(cfg: DictConfig, out: Path):
     model = DiscSegmenter(
         net=_container(cfg.model.net),
         optim=_container(cfg.optim),
+        loss=_container(cfg.model.get("loss")),
+        context_slices=int(cfg.model.get("context_slices", 0)),
         input=_container(cfg.input),
         image_size=int(cfg.image_size),
         channels_last=use_channels_last(cfg),
     )
     if cfg.model.get("init_from"):
         load_weights(model.net, read_checkpoint(cfg.model.init_from), cfg.model.init_from)
-    datamodule = hydra.utils.instantiate(cfg.data, input=_container(cfg.input))
+    datamodule = hydra.utils.instantiate(
+        cfg.data,
+        input=_container(cfg.input),
+        augment=_container(cfg.get("augment")),
+        context_slices=int(cfg.model.get("context_slices", 0)),
+    )
     datamodule.setup("fit")  # bad data fails here, before the trainer prints anything
     if cfg.model.get("compile", False):
         model.net = torch.compile(model.net)

@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 
+from discnet.data.augment import augment_config
 from discnet.data.preprocess import InputConfig
 from discnet.models.segmenter import DiscSegmenter
 
@@ -35,7 +36,11 @@ def _compose(overrides, tmp_path):
 
 @pytest.mark.parametrize(
     "group, option",
-    [(g, o) for g in ("data", "input", "model", "optim", "trainer", "logger", "callbacks") for o in options(g)]
+    [
+        (g, o)
+        for g in ("data", "input", "augment", "model", "optim", "trainer", "logger", "callbacks")
+        for o in options(g)
+    ]
     + [("experiment", o) for o in options("experiment")],
 )
 def test_every_config_composes_and_instantiates(group, option, tmp_path, monkeypatch):
@@ -43,9 +48,21 @@ def test_every_config_composes_and_instantiates(group, option, tmp_path, monkeyp
     cfg = _compose([f"{group}={option}", "data.manifest=subjects.csv"], tmp_path)
     assert OmegaConf.to_container(cfg, resolve=True)
     InputConfig(**OmegaConf.to_container(cfg.input))
-    model = DiscSegmenter(net={**OmegaConf.to_container(cfg.model.net), "base_filters": 4}, optim=dict(cfg.optim))
-    assert model.net.depth == cfg.model.net.depth
-    hydra.utils.instantiate(cfg.data, input=OmegaConf.to_container(cfg.input))
+    augment_config(OmegaConf.to_container(cfg.augment))
+    context = int(cfg.model.context_slices)
+    model = DiscSegmenter(
+        net={**OmegaConf.to_container(cfg.model.net), "base_filters": 4},
+        optim=dict(cfg.optim),
+        loss=OmegaConf.to_container(cfg.model.loss),
+        context_slices=context,
+    )
+    assert model.net.depth == cfg.model.net.depth and model.net.in_channels == 2 * context + 1
+    hydra.utils.instantiate(
+        cfg.data,
+        input=OmegaConf.to_container(cfg.input),
+        augment=OmegaConf.to_container(cfg.augment),
+        context_slices=context,
+    )
     for callback in cfg.callbacks.values():
         hydra.utils.instantiate(callback)
     if group == "trainer" and option in ("cpu", "smoke"):
@@ -121,3 +138,31 @@ def test_channels_last_is_on_for_gpu_trainers(trainer, expected, tmp_path):
     assert cfg.trainer.precision == ("bf16-mixed" if expected else "32-true")
     assert use_channels_last(cfg) is expected
     assert use_channels_last(_compose([f"trainer={trainer}", "model.channels_last=false"], tmp_path)) is False
+
+
+@pytest.mark.parametrize(
+    "preset", [f"experiment=round1/model{n:02d}" for n in ROUND1] + [f"experiment=round2/{v}" for v in ROUND2]
+)
+def test_paper_presets_keep_the_papers_training(preset, tmp_path):
+    cfg = _compose([preset], tmp_path)
+    assert cfg.augment.name == "none" and not augment_config(OmegaConf.to_container(cfg.augment)).active
+    assert cfg.model.context_slices == 0 and cfg.model.loss.include_background is True
+    assert (cfg.optim.algorithm, cfg.optim.schedule, cfg.optim.warmup_epochs) == ("adamw", "constant", 0)
+    assert cfg.input.fit == "stretch"
+
+
+@pytest.mark.parametrize("preset", ["few_scans", "few_scans_quick", "lumbar_t2"])
+def test_few_scan_presets_turn_every_lever_on(preset, tmp_path):
+    cfg = _compose([f"experiment={preset}"], tmp_path)
+    assert augment_config(OmegaConf.to_container(cfg.augment)).active
+    assert cfg.model.context_slices == 1 and cfg.model.loss.include_background is False
+    assert cfg.optim.schedule == "cosine" and cfg.input.fit == "pad" and cfg.model.net.norm == "batch"
+    assert cfg.image_size % 2**cfg.model.net.depth == 0
+
+
+@pytest.mark.parametrize(
+    ("option", "algorithm"), [("adam", "adamw"), ("adam_l2", "adam_l2"), ("keras_decay", "keras_decay")]
+)
+def test_optim_options_read_weight_decay_three_ways(option, algorithm, tmp_path):
+    cfg = _compose([f"optim={option}"], tmp_path)
+    assert cfg.optim.algorithm == algorithm and cfg.optim.weight_decay == 0.05 and cfg.optim.lr == 1e-3

@@ -39,6 +39,8 @@ class InputConfig:
         augment_copies: extra copies of each training slice stretched with random percentiles.
         augment_max_lower: the random lower percentile is drawn from [0, this]; upper = 100 - lower.
         scale: constant factor applied to every input (1/255 puts stretched inputs in [0, 1]).
+        fit: how a slice becomes a square: ``"stretch"`` (resize rows and columns independently, as
+            the paper) or ``"pad"`` (centre it in a zero-padded square first, keeping its aspect ratio).
     """
 
     name: str = "stretched"
@@ -50,10 +52,13 @@ class InputConfig:
     augment_copies: int = 0
     augment_max_lower: float = 10.0
     scale: float = 1.0 / 255.0
+    fit: str = "stretch"
 
     def __post_init__(self):
         if self.stretch not in ("none", "volume", "slice"):
             raise ValueError(f"input.stretch must be none, volume or slice, not {self.stretch!r}")
+        if self.fit not in ("stretch", "pad"):
+            raise ValueError(f"input.fit must be stretch or pad, not {self.fit!r}")
 
 
 def input_config(fields: Mapping | None) -> InputConfig:
@@ -102,15 +107,20 @@ def _intensity(slices: np.ndarray, cfg: InputConfig, volume: np.ndarray) -> np.n
     return np.asarray(slices, np.float32)
 
 
-def _augmented_copies(raw, labels, cfg: InputConfig, keep, size, rng):
-    raw, labels = raw[keep], labels[keep]
-    copies, masks = [], []
+def _augmented_copies(raw, volume, labels, cfg: InputConfig, keep, size, rng):
+    """Input 4's extra copies, stretched with random percentiles over the scope ``cfg.stretch`` names:
+    one draw per copy of the whole volume (``volume``), or one per slice (``slice``, ``none``)."""
+    copies = []
     for _ in range(cfg.augment_copies):
-        lowers = random_lower_percentiles(len(raw), rng, cfg.augment_max_lower)
-        copies.append(np.stack([stretch(s, lo, 100.0 - lo) for s, lo in zip(raw, lowers, strict=True)]))
-        masks.append(labels)
+        if cfg.stretch == "volume":
+            lower = float(random_lower_percentiles(1, rng, cfg.augment_max_lower)[0])
+            copies.append(to_slices(stretch(volume, lower, 100.0 - lower))[keep])
+        else:
+            lowers = random_lower_percentiles(int(keep.sum()), rng, cfg.augment_max_lower)
+            copies.append(np.stack([stretch(s, lo, 100.0 - lo) for s, lo in zip(raw[keep], lowers, strict=True)]))
     images = torch.as_tensor(np.concatenate(copies) * cfg.scale)
-    return resize_images(images, size).half(), resize_labels(torch.as_tensor(np.concatenate(masks)), size)
+    masks = torch.as_tensor(np.concatenate([labels[keep]] * cfg.augment_copies))
+    return resize_images(images, size, cfg.fit).half(), resize_labels(masks, size, cfg.fit)
 
 
 def prepare_volume(
@@ -133,18 +143,18 @@ def prepare_volume(
     volume = volume.astype(np.float32, copy=False)
     raw = to_slices(volume)
     native_shape = tuple(int(s) for s in raw.shape[1:])
-    images = resize_images(torch.as_tensor(_intensity(raw, cfg, volume) * cfg.scale), size).half()
+    images = resize_images(torch.as_tensor(_intensity(raw, cfg, volume) * cfg.scale), size, cfg.fit).half()
     if label is None:
         return SliceStack(images, None, None, native_shape, np.zeros(len(raw), bool))
     if label.shape != image.shape:
         raise ValueError(f"label shape {label.shape} differs from image shape {image.shape}")
     native = np.ascontiguousarray(to_slices(to_canonical(label)[0] > 0))
     has_disc = native.reshape(len(native), -1).any(axis=1)
-    labels = resize_labels(torch.as_tensor(native.astype(np.uint8)), size)
+    labels = resize_labels(torch.as_tensor(native.astype(np.uint8)), size, cfg.fit)
     stack = SliceStack(images, labels, native, native_shape, has_disc)
     if augment_rng is not None and cfg.augment_copies > 0:
         keep = has_disc if cfg.delete_blanks else np.ones(len(raw), bool)
         stack.extra_images, stack.extra_labels = _augmented_copies(
-            raw, native.astype(np.uint8), cfg, keep, size, augment_rng
+            raw, volume, native.astype(np.uint8), cfg, keep, size, augment_rng
         )
     return stack

@@ -8,9 +8,9 @@ is the mean over subjects. The same mask after orphan removal (paper 2.6) gives
 scores "the model resulting from each run", so the analysis uses the last epoch by default.
 
 Example:
-    >>> m = DiscSegmenter(net={"base_filters": 4, "depth": 2}, optim={"lr": 1e-3})
-    >>> type(m.configure_optimizers()).__name__
-    'AdamW'
+    >>> m = DiscSegmenter(net={"base_filters": 4, "depth": 2}, optim={"lr": 1e-3}, context_slices=1)
+    >>> m.net.in_channels
+    3
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from discnet.data.slices import from_slices
 from discnet.inference import disc_probability, segment_logits
 from discnet.metrics import dice
 from discnet.models.checkpoint import build_net
+from discnet.models.optimizer import build_optimizer
 from discnet.postprocess import remove_orphans
 
 
@@ -31,7 +32,12 @@ class DiscSegmenter(L.LightningModule):
 
     Args:
         net: U-Net keyword arguments (stored in the checkpoint, so the model can be rebuilt).
-        optim: ``lr``, ``beta1``, ``beta2``, ``weight_decay`` of AdamW (Adam with decoupled weight decay).
+        optim: the optimizer and learning-rate schedule (``conf/optim``; see
+            :func:`~discnet.models.optimizer.build_optimizer`).
+        loss: ``include_background`` of the Dice term (MONAI's default, true, also averages the
+            background's Dice, halving the weight on the disc), ``lambda_dice``, ``lambda_ce``.
+        context_slices: neighbouring slices on each side as extra input channels (2.5D): the network
+            gets 2k+1 input channels (stored in ``net``, so prediction feeds it alike).
         input: the input preset the model is trained on (stored so that prediction prepares scans alike).
         image_size: side of the square network input (stored likewise).
         channels_last: channels-last memory format for the network and its inputs.
@@ -43,6 +49,8 @@ class DiscSegmenter(L.LightningModule):
         self,
         net: dict,
         optim: dict,
+        loss: dict | None = None,
+        context_slices: int = 0,
         input: dict | None = None,
         image_size: int | None = None,
         channels_last: bool = False,
@@ -50,13 +58,22 @@ class DiscSegmenter(L.LightningModule):
         threshold: float = 0.5,
     ):
         super().__init__()
+        net = {**net, "in_channels": 1 + 2 * int(context_slices)}
         self.save_hyperparameters()
         self.net = build_net(net)
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         # The paper's loss: the sum of cross-entropy and Dice loss (Dice over the batch, so that slices
         # without disc do not give undefined per-slice Dice terms).
-        self.loss = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
+        loss = dict(loss or {})
+        self.loss = DiceCELoss(
+            to_onehot_y=True,
+            softmax=True,
+            batch=True,
+            include_background=bool(loss.get("include_background", True)),
+            lambda_dice=float(loss.get("lambda_dice", 1.0)),
+            lambda_ce=float(loss.get("lambda_ce", 1.0)),
+        )
         self.val_scores: dict[str, float] = {}
         self.val_scores_orphan_removed: dict[str, float] = {}
         self.history: list[dict] = []
@@ -85,6 +102,7 @@ class DiscSegmenter(L.LightningModule):
             device=self.device,
             precision="bf16" if "bf16" in str(self.trainer.precision) else "32",
             channels_last=self.hparams.channels_last,
+            fit=dict(self.hparams.input or {}).get("fit", "stretch"),
         )
         mask = prob > self.hparams.threshold
         self.val_scores[volume.subject] = dice(mask, volume.native_labels)
@@ -124,12 +142,9 @@ class DiscSegmenter(L.LightningModule):
             }
 
     def configure_optimizers(self):
-        o = self.hparams.optim
-        return torch.optim.AdamW(
-            self.parameters(),
-            lr=o.get("lr", 1e-3),
-            betas=(o.get("beta1", 0.95), o.get("beta2", 0.999)),
-            weight_decay=o.get("weight_decay", 0.05),
+        trainer = self.trainer
+        return build_optimizer(
+            self.parameters(), dict(self.hparams.optim), trainer.estimated_stepping_batches, trainer.max_epochs
         )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

@@ -175,6 +175,7 @@ class UNet(nn.Module):
         elif base_filters < 1:
             raise ValueError(f"base_filters must be >= 1, got {base_filters}")
         self.base_filters, self.depth, self.dilation, self.padding = base_filters, depth, dilation, padding
+        self.in_channels = in_channels
         pad = dilation if padding == "same" else 0
         bn = norm == "batch"
         widths = [base_filters * 2**level for level in range(depth + 1)]

@@ -1,0 +1,94 @@
+"""On-the-fly augmentation: reproducible, image and label warped together, the paper's preset a no-op."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from discnet.data.augment import AugmentConfig, augment_batch, augment_config, batch_generator
+
+FEW = augment_config(
+    {
+        "rotation_p": 0.2, "scaling_p": 0.2, "elastic_p": 0.2, "mirror_p": 0.5, "noise_p": 0.1, "blur_p": 0.2,
+        "brightness_p": 0.15, "contrast_p": 0.15, "lowres_p": 0.25, "gamma_p": 0.3, "scaling": [0.7, 1.4],
+    }
+)  # fmt: skip
+
+
+def _batch(n=6, channels=1, size=48):
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    label = ((yy - size // 2).abs() < size // 6) & ((xx - size // 3).abs() < size // 5)
+    labels = label[None].repeat(n, 1, 1).to(torch.uint8)
+    images = (0.2 + 0.6 * labels.float())[:, None].repeat(1, channels, 1, 1)
+    return images, labels
+
+
+@pytest.mark.parametrize(("n", "channels", "size"), [(1, 1, 32), (6, 1, 48), (4, 3, 64)])
+def test_shapes_dtypes_and_binary_labels_are_kept(n, channels, size):
+    images, labels = _batch(n, channels, size)
+    out, lab = augment_batch(images, labels, FEW, batch_generator(0, 0, 0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert lab.shape == labels.shape and lab.dtype == torch.uint8 and set(lab.unique().tolist()) <= {0, 1}
+
+
+def test_the_papers_preset_changes_nothing():
+    images, labels = _batch()
+    out, lab = augment_batch(images, labels, AugmentConfig(), batch_generator(0, 0, 0))
+    assert out is images and lab is labels and not AugmentConfig().active
+
+
+def test_same_seed_epoch_and_step_give_the_same_batch_whatever_was_drawn_before():
+    images, labels = _batch()
+    first = augment_batch(images, labels, FEW, batch_generator(3, 2, 17))
+    torch.rand(1000)  # global draws in between change nothing
+    again = augment_batch(images, labels, FEW, batch_generator(3, 2, 17))
+    other = augment_batch(images, labels, FEW, batch_generator(3, 2, 18))
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+    assert not torch.equal(first[0], other[0])
+
+
+def test_inputs_are_not_modified():
+    images, labels = _batch()
+    before = images.clone(), labels.clone()
+    augment_batch(
+        images, labels, dataclasses.replace(FEW, gamma_p=1.0, noise_p=1.0, mirror_p=1.0), batch_generator(0, 0, 0)
+    )
+    assert torch.equal(images, before[0]) and torch.equal(labels, before[1])
+
+
+@pytest.mark.parametrize("transform", ["rotation_p", "scaling_p", "elastic_p", "mirror_p"])
+def test_spatial_transforms_move_image_and_label_together(transform):
+    images, labels = _batch(n=8, size=64)
+    cfg = dataclasses.replace(AugmentConfig(), **{transform: 1.0, "elastic_magnitude": 0.03})
+    out, lab = augment_batch(images, labels, cfg, batch_generator(1, 0, 0))
+    assert not torch.equal(lab, labels)  # the label moved
+    # the image is 0.2 outside and 0.8 inside the disc: its threshold is the warped label
+    agreement = ((out[:, 0] > 0.5) == lab.bool()).float().mean()
+    assert agreement > 0.99
+
+
+@pytest.mark.parametrize("transform", ["noise_p", "blur_p", "brightness_p", "contrast_p", "lowres_p", "gamma_p"])
+def test_intensity_transforms_change_the_image_only(transform):
+    images, labels = _batch(n=4)
+    images = images + 0.1 * torch.rand(images.shape, generator=torch.Generator().manual_seed(0))
+    cfg = dataclasses.replace(AugmentConfig(), **{transform: 1.0})
+    out, lab = augment_batch(images, labels, cfg, batch_generator(0, 0, 0))
+    assert torch.equal(lab, labels) and not torch.allclose(out, images)
+    off = augment_batch(images, labels, dataclasses.replace(cfg, **{transform: 0.0}), batch_generator(0, 0, 0))
+    assert torch.equal(off[0], images)
+
+
+def test_probabilities_are_per_slice():
+    images, labels = _batch(n=200, size=16)
+    out, _ = augment_batch(
+        images, labels, dataclasses.replace(AugmentConfig(), brightness_p=0.3), batch_generator(0, 0, 0)
+    )
+    changed = (out != images).flatten(1).any(1).float().mean()
+    assert 0.2 < changed < 0.4
+
+
+def test_a_probability_outside_0_1_is_refused():
+    with pytest.raises(ValueError, match="gamma_p"):
+        augment_config({"gamma_p": 1.5})
