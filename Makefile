@@ -12,7 +12,7 @@ DEMO_SUBJECTS := 12
 # Half-resolution phantoms (1.04 mm in-plane) keep the demo to a few CPU minutes.
 DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 
-.PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze bench sync clean
+.PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze bench sync clean slurm-up slurm-down test-slurm
 
 # The paper's two tuning rounds (experiments/round1, experiments/round2).
 # SCALE=cpu (default): phantoms, the model family scaled to 8 first-level filters, 64 px, 10 epochs,
@@ -107,6 +107,15 @@ $(CURDIR)/experiments/work/test-phantoms/subjects.csv: | $(STAMP)
 BENCH_ARGS ?=
 bench: $(STAMP)  ## speed measured side by side -> experiments/benchmarks/results-<device>.{json,md}
 	$(BIN)/python experiments/benchmarks/bench.py $(BENCH_ARGS)
+
+slurm-up:  ## a one-node SLURM cluster on this machine (root; installs slurm-wlm + munge if missing)
+	scripts/slurm-local.sh start
+
+slurm-down:  ## stop the one-node SLURM cluster
+	scripts/slurm-local.sh stop
+
+test-slurm: $(STAMP)  ## the SLURM tests (sweeps through submitit_slurm) on the running cluster
+	$(BIN)/pytest -q -m slurm tests/test_slurm.py
 
 sync: $(STAMP)  ## upload offline W&B runs (needs WANDB_API_KEY)
 	find . -path ./.venv -prune -o -type d -name 'offline-run-*' -print | xargs -r $(BIN)/wandb sync
