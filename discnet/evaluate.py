@@ -36,8 +36,8 @@ from discnet.volumes import label_counts, level_sort_key, ordered_levels
 
 #: Trailing name parts dropped to get the subject name (case-insensitive, repeatedly).
 NAME_SUFFIXES = ("_discs", "_labels", "_label", "_dseg", "_seg", "_pred", "_mask", "_t1w", "_t2w")
-#: Files ending so (before the extension) are skipped when listing a folder: scans and probability maps.
-FOLDER_SKIP = ("_t1w", "_t2w", "_prob")
+#: Files ending so (before the extension) are skipped when listing a folder: scans, probability and uncertainty maps.
+FOLDER_SKIP = ("_t1w", "_t2w", "_prob", "_uncertainty")
 SCORES = ["dice", "precision", "recall", "volume_ratio", "true_mm3", "pred_mm3", "true_voxels", "pred_voxels"]
 COLUMNS = ["subject", "level", "label", *SCORES, "grade", "age", "prediction", "truth"]
 

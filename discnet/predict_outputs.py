@@ -96,6 +96,9 @@ def write_tables(
         table = pd.DataFrame(uncertainty)
         extra = [c for c in table.columns if c not in COLUMNS]
         table = table.reindex(columns=[*COLUMNS, *extra])
+        table = table.round(
+            {c: 3 for c in table.columns if c.endswith("_mm3")} | {"member_cv": 4, "mean_pairwise_dice": 4}
+        )
         written.append(_write(table, out_dir / UNCERTAINTY))
     if members is not None:
         written.append(_write(members, out_dir / MEMBERS))

@@ -12,6 +12,7 @@ import torch
 import discnet.cli
 from discnet.data.slices import resize_back
 from discnet.errors import InputError
+from discnet.evaluate import collect_label_files
 from discnet.io import Volume
 from discnet.predict import PRESETS, member_probabilities
 from discnet.uncertainty import (
@@ -197,6 +198,7 @@ def test_predict_with_an_ensemble_writes_uncertainty_tables_and_map(tmp_path, mo
     measured = pd.read_csv(out / "measurements_wide.csv")
     assert measured["volume"].tolist() == pytest.approx(volumes["volume_mm3"].tolist())
     assert set(pd.read_csv(out / "measurements.csv")["subject"]) == {"scan"}
+    assert list(collect_label_files([out])) == ["scan"]  # evaluate skips the uncertainty map
 
 
 def _levels_csv(tmp_path):

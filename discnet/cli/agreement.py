@@ -10,6 +10,7 @@ import argparse
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from discnet.agreement import agreement_summary, agreement_table
@@ -78,7 +79,7 @@ def format_volume_stats(stats: pd.DataFrame) -> str:
             f"{v:.3f} [{lo:.2f}, {hi:.2f}]"
             for v, lo, hi in ((r.icc21, r.icc21_low, r.icc21_high), (r.icc31, r.icc31_low, r.icc31_high))
         ]
-        loa = f"{r.loa_low_mm3:.0f} to {r.loa_high_mm3:.0f}"
+        loa = " to ".join(f"{round(v):d}" if np.isfinite(v) else "nan" for v in (r.loa_low_mm3, r.loa_high_mm3))
         lines.append(
             f"{r.level:<6} {r.n:>3}  {icc[0]:<20} {icc[1]:<20} {r.bias_mm3:>8.1f}  {loa:<17} {r.mae_mm3:>7.1f} "
             f"{r.mean_relative_error:>7.3f} {r.wcv:>6.3f}"
