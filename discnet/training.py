@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from discnet.epoch_log import EpochLine, is_terminal, quiet_lightning
 from discnet.io.atomic import atomic_path
 from discnet.models.checkpoint import load_weights, read_checkpoint
 from discnet.models.segmenter import DiscSegmenter
@@ -87,9 +88,16 @@ def _build(cfg: DictConfig, out: Path):
     loggers = [hydra.utils.instantiate(c) for c in cfg.logger.values()]
     for logger in loggers:
         logger.log_hyperparams(_container(cfg))
-    callbacks = [hydra.utils.instantiate(c) for c in cfg.callbacks.values()]
+    quiet_lightning()
+    terminal = is_terminal()  # a progress bar in a terminal, one line per epoch in a log file
+    callbacks = [hydra.utils.instantiate(c) for k, c in cfg.callbacks.items() if terminal or k != "progress"]
+    callbacks += [] if terminal else [EpochLine()]
     trainer = hydra.utils.instantiate(
-        cfg.trainer, logger=loggers or False, callbacks=callbacks, default_root_dir=str(out)
+        cfg.trainer,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_progress_bar=terminal,
+        default_root_dir=str(out),
     )
     return datamodule, model, trainer
 
