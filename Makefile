@@ -12,7 +12,7 @@ DEMO_SUBJECTS := 12
 # Half-resolution phantoms (1.04 mm in-plane) keep the demo to a few CPU minutes.
 DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 
-.PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze bench sync clean slurm-up slurm-down test-slurm
+.PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze bench sync clean slurm-up slurm-down test-slurm gpu-check
 
 # The paper's two tuning rounds (experiments/round1, experiments/round2).
 # SCALE=cpu (default): phantoms, the model family scaled to 8 first-level filters, 64 px, 10 epochs,
@@ -116,6 +116,11 @@ slurm-down:  ## stop the one-node SLURM cluster
 
 test-slurm: $(STAMP)  ## the SLURM tests (sweeps through submitit_slurm) on the running cluster
 	$(BIN)/pytest -q -m slurm tests/test_slurm.py
+
+# GPU_CHECK_ARGS="--data /path/to/lumbar-t2" when ../shared is not beside the repository.
+GPU_CHECK_ARGS ?=
+gpu-check: $(STAMP)  ## one CUDA GPU, <= 5 min: bench fp32+bf16, training steps, predict vs CPU, DDP -> experiments/benchmarks/results-cuda.{json,md}
+	$(BIN)/python experiments/benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 sync: $(STAMP)  ## upload offline W&B runs (needs WANDB_API_KEY)
 	find . -path ./.venv -prune -o -type d -name 'offline-run-*' -print | xargs -r $(BIN)/wandb sync
