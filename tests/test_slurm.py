@@ -102,6 +102,18 @@ def _jobs(array_id: str) -> list[dict[str, str]]:
     return [dict(re.findall(r"(\w+)=(\S*)", line)) for line in text.splitlines() if line.strip()]
 
 
+def _ended_jobs(array_id: str, tasks: int) -> list[dict[str, str]]:
+    """The array's task records once every task has ended (the launcher returns when the results are
+    written, a moment before SLURM marks the job completed)."""
+    done = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
+
+    def ended() -> list[dict[str, str]] | None:
+        jobs = _jobs(array_id)
+        return jobs if len(jobs) == tasks and all(j["JobState"] in done for j in jobs) else None
+
+    return _poll(ended, f"the {tasks} tasks of array {array_id} to end")
+
+
 def _max_concurrent(jobs: list[dict[str, str]]) -> int:
     """The most tasks running at one moment (a task ending at second t does not overlap one starting at t)."""
     events = []
@@ -140,7 +152,7 @@ def test_sweep_of_two_runs_lands_complete_summaries(uninterrupted):
         assert summary["seed"] == seed and summary["epochs"] == EPOCHS
         assert set(summary["subjects"]) == {"sub-004", "sub-005"} and summary["best_val_dsc"] is not None
     (array,) = _array_ids(uninterrupted)  # one SLURM array, one task per run, both finished
-    jobs = _jobs(array)
+    jobs = _ended_jobs(array, 2)
     assert sorted(j["ArrayTaskId"] for j in jobs) == ["0", "1"]
     assert {j["JobState"] for j in jobs} == {"COMPLETED"}
     assert _max_concurrent(jobs) == 2  # without a cap the two runs share the node
@@ -150,9 +162,9 @@ def test_array_parallelism_caps_concurrent_jobs(tiny_dataset, tmp_path, uninterr
     sweep = tmp_path / "capped"
     _sweep(tiny_dataset, sweep, "hydra.launcher.array_parallelism=1")
     (array,) = _array_ids(sweep)
-    jobs = _jobs(array)
+    jobs = _ended_jobs(array, 2)
     assert {j["ArrayTaskThrottle"] for j in jobs} == {"1"}
-    assert {j["JobState"] for j in jobs} == {"COMPLETED"} and len(jobs) == 2
+    assert {j["JobState"] for j in jobs} == {"COMPLETED"}
     assert _max_concurrent(jobs) == 1
     for seed in (0, 1):  # the same results, one run after the other
         capped, whole = _summary(sweep, seed), _summary(uninterrupted, seed)
