@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from discnet.errors import InputError
@@ -34,22 +34,39 @@ def _multirun() -> bool:
         return False
 
 
+def _plain(cfg: DictConfig, key: str):
+    try:
+        value = OmegaConf.select(cfg, key)
+    except (OmegaConfBaseException, ValueError):
+        return None
+    return value if isinstance(value, int | float | str) or value is None else str(value)
+
+
+def _record(cfg: DictConfig, status: str, error: str) -> Path:
+    """Write a ``summary.json`` of a run that did not complete (when the disk lets us); its path."""
+    out = Path(cfg.paths.output_dir) / SUMMARY
+    summary = {"status": status, "version": _plain(cfg, "version"), "seed": _plain(cfg, "seed"), "error": error}
+    try:
+        write_json(summary, out)
+    except InputError as err:
+        log.error("could not record the run's status: %s", err)
+    return out
+
+
 def guarded_run(cfg: DictConfig) -> float | None:
-    """Run; return the best ``val/dsc`` (the value Hydra sweepers optimise)."""
+    """Run; return the best ``val/dsc`` (the value Hydra sweepers optimise).
+
+    Ctrl+C (SIGINT) records ``"status": "interrupted"`` and exits with code 130 (a sweep stops too).
+    """
     try:
         return run(cfg)["best_val_dsc"]
+    except KeyboardInterrupt:
+        out = _record(cfg, "interrupted", "KeyboardInterrupt: interrupted by the user (SIGINT)")
+        print(f"train.py: interrupted; recorded in {out}; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)
     except Exception as err:
         out = Path(cfg.paths.output_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(
-            {
-                "status": "failed",
-                "version": cfg.get("version"),
-                "seed": cfg.get("seed"),
-                "error": f"{type(err).__name__}: {err}",
-            },
-            out / SUMMARY,
-        )
+        _record(cfg, "failed", f"{type(err).__name__}: {err}")
         if _multirun():
             log.error("run failed (recorded in %s): %s\n%s", out / SUMMARY, err, traceback.format_exc())
             return None

@@ -23,9 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from discnet.epoch_log import EpochLine, is_terminal, quiet_lightning
 from discnet.io.atomic import atomic_path
 from discnet.models.checkpoint import load_weights, read_checkpoint
+from discnet.models.checkpoint_io import SafeCheckpointIO
 from discnet.models.segmenter import DiscSegmenter
 from discnet.models.unet import count_parameters
+from discnet.resume import RandomStates, resume_path
 from discnet.run_scores import SCORE_KEYS, epoch_scores
+from discnet.train_config import check_train_config
 
 log = logging.getLogger("discnet.train")
 SUMMARY = "summary.json"
@@ -39,9 +42,14 @@ def read_summary(folder: str | Path) -> dict | None:
         return None
 
 
-def write_json(data: dict, path: Path) -> None:
+def _written(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary beside ``path``, renamed onto it (a full disk is an InputError)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
+        write(tmp)
+
+
+def write_json(data: dict, path: Path) -> None:
+    _written(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8"))
 
 
 def _wandb_offline_without_key() -> None:
@@ -91,22 +99,16 @@ def _build(cfg: DictConfig, out: Path):
     quiet_lightning()
     terminal = is_terminal()  # a progress bar in a terminal, one line per epoch in a log file
     callbacks = [hydra.utils.instantiate(c) for k, c in cfg.callbacks.items() if terminal or k != "progress"]
-    callbacks += [] if terminal else [EpochLine()]
+    callbacks += [RandomStates()] + ([] if terminal else [EpochLine()])
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=loggers or False,
         callbacks=callbacks,
         enable_progress_bar=terminal,
         default_root_dir=str(out),
+        plugins=[SafeCheckpointIO(allow_remote=bool(cfg.get("allow_remote_checkpoints", False)))],
     )
     return datamodule, model, trainer
-
-
-def _resume_path(cfg: DictConfig, out: Path) -> str | None:
-    if cfg.get("ckpt_path"):
-        return str(cfg.ckpt_path)
-    last = out / "checkpoints" / "last.ckpt"
-    return str(last) if cfg.get("skip_complete", True) and last.is_file() else None
 
 
 def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: float, status: str) -> dict:
@@ -163,20 +165,27 @@ def _log_to_wandb(trainer: L.Trainer, summary: dict) -> None:
 
 def run(cfg: DictConfig) -> dict:
     """Train one model as configured; returns the run's summary."""
+    check_train_config(cfg)
     out = Path(cfg.paths.output_dir)
     previous = read_summary(out)
     if cfg.get("skip_complete", True) and previous and previous.get("status") == "complete":
         log.info("skipping %s: it already holds a complete %s", out, SUMMARY)
         return previous
-    out.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    allow_remote = bool(cfg.get("allow_remote_checkpoints", False))
+    ckpt_path = resume_path(cfg.get("ckpt_path"), out, bool(cfg.get("skip_complete", True)), allow_remote)
+    _written(out / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     L.seed_everything(int(cfg.seed), workers=True)
     datamodule, model, trainer = _build(cfg, out)
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=_resume_path(cfg, out))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    except SystemExit as err:  # Lightning exits after a graceful shutdown on Ctrl+C
+        if trainer.interrupted:
+            raise KeyboardInterrupt from err
+        raise
     summary = _summary(cfg, model, trainer, time.perf_counter() - start, "complete")
     if trainer.is_global_zero:
-        pd.DataFrame(model.history).to_csv(out / "val_scores.csv", index=False)
+        _written(out / "val_scores.csv", lambda tmp: pd.DataFrame(model.history).to_csv(tmp, index=False))
         write_json(summary, out / SUMMARY)
         _log_to_wandb(trainer, summary)
     log.info(

@@ -199,3 +199,96 @@ def test_no_subject_name_escapes_the_output_folder(subject, tmp_path, capsys, mo
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "subject name is not safe" in err, (command, err)
     assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.fixture
+def evil_server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving ``evil.ckpt`` (its payload creates ``tmp_path/pwned``)."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    evil_checkpoints(served, tmp_path / "pwned")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/evil.ckpt", tmp_path / "pwned"
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_served_payload_really_runs_when_loaded_unsafely(evil_server, tmp_path, monkeypatch):
+    from lightning.fabric.utilities.cloud_io import _load
+
+    url, marker = evil_server
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # torch.hub caches what it downloads
+    _load(url, map_location="cpu")  # what Lightning does with a remote ckpt_path: weights_only=False
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("allow", [False, True], ids=["refused", "allowed but weights-only"])
+def test_remote_checkpoint_never_runs_code(allow, evil_server, tmp_path, monkeypatch, capsys):
+    from discnet.models.checkpoint_io import SafeCheckpointIO
+
+    url, marker = evil_server
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    problem = "other than weights" if allow else "remote checkpoint: refused"
+    with pytest.raises(InputError, match=problem):
+        SafeCheckpointIO(allow_remote=allow).load_checkpoint(url)
+    code, err = train_py(monkeypatch, capsys, tmp_path, f"ckpt_path={url}", f"allow_remote_checkpoints={allow}")
+    assert code == 2 and err.count("\n") == 1 and url in err and problem in err and "Traceback" not in err
+    assert not marker.exists()
+
+
+def test_lightning_reads_every_checkpoint_through_the_safe_reader(tmp_path, monkeypatch):
+    """Lightning's own loading path (ckpt_path, "last", SLURM "hpc") is the strategy's CheckpointIO."""
+    from discnet.models.checkpoint_io import SafeCheckpointIO
+    from discnet.training import _build
+    from tests.test_bad_input import save_checkpoint
+    from tests.train_helpers import tiny_config
+
+    manifest = _two_phantoms(tmp_path / "data")
+    _, _, trainer = _build(tiny_config(manifest, tmp_path / "run", "logger=none"), tmp_path / "run")
+    assert isinstance(trainer.strategy.checkpoint_io, SafeCheckpointIO)
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    for evil in evil_checkpoints(tmp_path, marker):
+        with pytest.raises(InputError, match="refused without running them"):
+            trainer.strategy.load_checkpoint(evil)
+    assert not marker.exists()
+    assert "state_dict" in trainer.strategy.load_checkpoint(save_checkpoint(tmp_path / "good.ckpt"))
+
+
+def _two_phantoms(folder: Path) -> Path:
+    from discnet.data.manifest import load_manifest, save_manifest
+    from discnet.data.synthetic import generate_dataset
+
+    manifest = generate_dataset(folder, 2, seed=0, shape=(96, 64), spacing=(2.5, 2.5, 4.0), slices=(6, 6))
+    table = load_manifest(manifest)
+    table["split"] = ["train", "val"]
+    save_manifest(table, manifest)
+    return manifest
+
+
+def test_planted_last_ckpt_is_set_aside_not_run(tmp_path, monkeypatch, capsys):
+    from discnet.training import run
+    from tests.train_helpers import tiny_config
+
+    run_dir, marker = tmp_path / "run", tmp_path / "pwned"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(evil_checkpoints(tmp_path, marker)[0], run_dir / "checkpoints" / "last.ckpt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    capsys.readouterr()
+    summary = run(tiny_config(_two_phantoms(tmp_path / "data"), run_dir, "trainer=smoke", "logger=none"))
+    assert not marker.exists() and summary["status"] == "complete"
+    warning = [line for line in capsys.readouterr().err.splitlines() if "last.ckpt" in line]
+    assert len(warning) == 1 and "other than weights" in warning[0] and "starting fresh" in warning[0]
+    assert len(list((run_dir / "checkpoints").glob("last.ckpt.unreadable-*"))) == 1

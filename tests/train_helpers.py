@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"
 
 TINY = ["image_size=32", "model.net.base_filters=4", "model.net.depth=2", "model.batch_size=8", "logger=csv"]
+#: On ``tiny_dataset`` (after TINY): val/dsc rises above 0.3 within 3 epochs (0.0, 0.20, 0.48, 0.70 in 4).
+LEARNS = ["image_size=64", "model.net.base_filters=8", "model.net.depth=3", "model.batch_size=2", "optim.lr=0.003"]
 
 
 def tiny_config(manifest: Path, out: Path, *overrides: str):

@@ -18,7 +18,8 @@ from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
 from discnet.evaluate import collect_label_files
 from discnet.io import read_levels
-from discnet.io.atomic import atomic_path, refuse_input
+from discnet.io.atomic import atomic_path
+from discnet.io.guard import refuse_input
 
 
 def add_parser(subparsers) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 from discnet.errors import InputError
 from discnet.evaluate import collect_label_files
 from discnet.io import read_levels
-from discnet.io.atomic import atomic_path, refuse_input
+from discnet.io.atomic import atomic_path
+from discnet.io.guard import refuse_input
 from discnet.volumes import MIN_FRACTION, LabelMappingWarning, volumes_table
 
 

@@ -155,6 +155,8 @@ class DiscDataModule(L.LightningDataModule):
             )
         self.train_set: SliceDataset | None = None
         self.val_set: VolumeDataset | None = None
+        self._sampler_generator: torch.Generator | None = None
+        self._sampler_state: torch.Tensor | None = None
 
     def _stack(self, row, rng: np.random.Generator | None) -> SliceStack:
         settings = {"input": vars(self.input), "size": self.image_size, "augment_seed": self.seed if rng else None}
@@ -246,6 +248,9 @@ class DiscDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
+        if self._sampler_state is not None:  # resuming: the shuffle continues where the checkpoint left it
+            generator.set_state(self._sampler_state)
+        self._sampler_generator = generator
         return DataLoader(
             self.train_set,
             batch_size=self.batch_size,
@@ -259,3 +264,11 @@ class DiscDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=1, shuffle=False, collate_fn=_first)
+
+    def state_dict(self) -> dict:
+        """The training sampler's generator state (stored in checkpoints, so a resumed run shuffles alike)."""
+        generator = self._sampler_generator
+        return {"sampler": generator.get_state()} if generator is not None else {}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._sampler_state = state_dict.get("sampler")

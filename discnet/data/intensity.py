@@ -32,7 +32,9 @@ def stretch(array: np.ndarray, lower: float = 2.5, upper: float = 97.5) -> np.nd
         return np.zeros(array.shape, np.float32)
     tensor = torch.as_tensor(np.asarray(array, np.float32).reshape(1, -1, 1, 1))
     rescale = tio.RescaleIntensity(out_min_max=(0.0, OUT_MAX), percentiles=(lower, upper))
-    with warnings.catch_warnings():
+    # torchio draws a seed from the global torch RNG on every call: fork it, so that preparing data (or not,
+    # with a warm cache) never changes what training draws afterwards.
+    with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore", RuntimeWarning)
         out = rescale(tio.ScalarImage(tensor=tensor)).data
     return out.numpy().reshape(array.shape).astype(np.float32, copy=False)

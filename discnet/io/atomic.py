@@ -13,12 +13,17 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from discnet.errors import InputError
+
+#: Errors of a full, read-only or forbidden output disk: reported as one line naming the output.
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
+_DISK_FIX = "free disk space, fix the folder's rights or choose another output path"
 
 
 def full_suffix(path: Path) -> str:
@@ -27,18 +32,6 @@ def full_suffix(path: Path) -> str:
     if len(suffixes) >= 2 and suffixes[-1].lower() in {".gz", ".bz2", ".xz"}:
         return "".join(suffixes[-2:])
     return path.suffix
-
-
-def refuse_input(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None]) -> None:
-    """InputError when the output path ``out`` is one of the ``inputs`` (None entries are ignored).
-
-    Example:
-        >>> refuse_input("metrics.csv", ["truth.nii.gz", None])
-    """
-    target = Path(out).resolve()
-    for path in inputs:
-        if path is not None and Path(path).resolve() == target:
-            raise InputError(out, "output path equals an input file", "choose another output file name")
 
 
 def _stem_and_suffix(final: Path) -> tuple[str, str]:
@@ -78,7 +71,8 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it onto ``final`` if the block succeeds.
 
     The temporary file keeps ``final``'s suffix so that format detection by extension still works. On an
-    exception (or interruption) the temporary file is removed and ``final`` is left untouched.
+    exception (or interruption) the temporary file is removed and ``final`` is left untouched; a full or
+    read-only disk becomes an InputError naming ``final``.
     """
     final = Path(final)
     try:
@@ -92,6 +86,14 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as err:
+        if err.errno not in _DISK_ERRORS:
+            raise
+        raise InputError(final, f"cannot be written ({err.strerror or err})", _DISK_FIX) from err
+    except RuntimeError as err:  # torch.save reports a failed write as a RuntimeError
+        if "write failed" not in str(err) and "failed writing" not in str(err):
+            raise
+        raise InputError(final, "cannot be written (the disk refused the data: full?)", _DISK_FIX) from err
     finally:
         if tmp.exists():
             tmp.unlink()
