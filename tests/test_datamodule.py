@@ -125,3 +125,54 @@ def test_batched_fetch_equals_per_slice_items(shape):
     assert torch.equal(batch_images, torch.stack([x for x, _ in items])) and batch_images.dtype == torch.float32
     assert torch.equal(batch_labels, torch.stack([y for _, y in items]))
     assert dm_module.as_batch((batch_images, batch_labels))[0] is batch_images
+
+
+def test_context_slices_give_each_slice_its_neighbours_and_blank_slices_as_context(manifest, tmp_path):
+    kwargs = dict(input={"name": "stretched"}, image_size=32, cache_dir=str(tmp_path / "c"))
+    flat = DiscDataModule(str(manifest), **kwargs)
+    flat.setup("fit")
+    context = DiscDataModule(str(manifest), context_slices=1, **kwargs)
+    context.setup("fit")
+    assert len(context.train_set) == len(flat.train_set) == 2 * 43  # trained on disc slices only
+    images, labels = context.train_set.__getitems__([0, 5])
+    ref_images, ref_labels = flat.train_set.__getitems__([0, 5])
+    assert images.shape == (2, 3, 32, 32)
+    torch.testing.assert_close(images[:, 1:2], ref_images)  # the centre channel is the slice itself
+    assert torch.equal(labels, ref_labels)
+    first_disc = int(context.train_set.rows[0])
+    stack = context.train_set.images
+    # the first disc slice's upper neighbour is a blank slice of the scan, kept as context
+    torch.testing.assert_close(images[0, 0], stack[first_disc - 1].float())
+
+
+def test_augmentation_runs_on_training_batches_only_and_depends_on_seed_epoch_step(manifest, tmp_path):
+    from types import SimpleNamespace
+
+    dm = DiscDataModule(
+        str(manifest), input={"name": "stretched"}, image_size=32, augment={"gamma_p": 1.0, "rotation_p": 1.0}
+    )
+    batch = (torch.rand(4, 1, 32, 32), torch.zeros(4, 32, 32, dtype=torch.uint8))
+    dm.trainer = SimpleNamespace(training=False, global_step=0, current_epoch=0, global_rank=0)
+    assert dm.on_after_batch_transfer(batch, 0) is batch  # validation: untouched
+    dm.trainer = SimpleNamespace(training=True, global_step=3, current_epoch=1, global_rank=0)
+    first = dm.on_after_batch_transfer(batch, 0)
+    again = dm.on_after_batch_transfer(batch, 0)
+    assert not torch.equal(first[0], batch[0]) and torch.equal(first[0], again[0])
+    dm.trainer.global_step = 4
+    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], first[0])
+
+
+def test_augmentation_settings_do_not_invalidate_the_slice_cache(manifest, tmp_path, monkeypatch):
+    kwargs = dict(input={"name": "stretched"}, image_size=32, cache_dir=str(tmp_path / "c"))
+    DiscDataModule(str(manifest), **kwargs).setup("fit")
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("a volume was read although the cache holds it")
+
+    monkeypatch.setattr(dm_module, "read_volume", no_reading)
+    DiscDataModule(str(manifest), augment={"gamma_p": 0.5, "elastic_p": 0.2}, context_slices=1, **kwargs).setup("fit")
+
+
+def test_context_slices_with_input4_copies_are_refused(manifest):
+    with pytest.raises(InputError, match="context_slices"):
+        DiscDataModule(str(manifest), input={"name": "augmented", "augment_copies": 1}, context_slices=1)

@@ -112,3 +112,41 @@ def test_prepare_volume_shapes_any_orientation():
     affine = np.array([[0, 0, 3.0, 0], [0, -0.5, 0, 0], [-0.5, 0, 0, 0], [0, 0, 0, 1]])
     stack = prepare_volume(Volume(array, affine), None, InputConfig(), size=16)
     assert stack.images.shape == (6, 16, 16) and stack.native_shape == (30, 20)
+
+
+@pytest.mark.parametrize("scope", ["volume", "slice"])
+def test_input4_copy_uses_input3s_normalisation_scope(sub11, scope, monkeypatch):
+    """At the base percentiles, the augmented copy must equal Input 3's slices exactly."""
+    from discnet.data import preprocess
+
+    monkeypatch.setattr(preprocess, "random_lower_percentiles", lambda n, rng, top: np.full(n, 2.5))
+    cfg = InputConfig(name="augmented", augment_copies=1, stretch=scope, lower=2.5, upper=97.5)
+    stack = prepare_volume(*sub11, cfg, size=32, augment_rng=np.random.default_rng(0))
+    torch.testing.assert_close(stack.extra_images, stack.images[torch.as_tensor(stack.has_disc)], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("h", "w", "size"), [(30, 20, 16), (20, 30, 32), (25, 25, 8)])
+def test_pad_fit_keeps_the_aspect_ratio_and_resizes_back_exactly(h, w, size):
+    from discnet.data.slices import resize_back, resize_images, resize_labels
+
+    label = torch.zeros(1, h, w, dtype=torch.uint8)
+    label[0, h // 4 : h // 2, w // 4 : w // 2] = 1
+    padded = resize_labels(label, size, fit="pad")
+    assert padded.shape == (1, size, size)
+    side = max(h, w)  # the slice fills the square only along its longer side
+    rows, cols = (padded[0] > 0).any(1).sum(), (padded[0] > 0).any(0).sum()
+    stretched = resize_labels(label, size, fit="stretch")[0]
+    assert (rows, cols) != ((stretched > 0).any(1).sum(), (stretched > 0).any(0).sum()) or h == w
+    assert abs(float(rows) / float(cols) - (h // 2 - h // 4) / (w // 2 - w // 4)) < 0.35 * max(1, side / size)
+    image = resize_images(label.float(), size, fit="pad")
+    back = resize_back(image[:, None], (h, w), fit="pad")[:, 0]
+    assert back.shape == (1, h, w)
+    assert ((back > 0.5) == label.bool()).float().mean() > 0.95
+
+
+def test_neighbour_rows_stay_inside_each_scan():
+    from discnet.data.slices import neighbour_rows
+
+    rows = neighbour_rows(4, 2, offset=10)
+    assert rows.shape == (4, 5) and rows.min() == 10 and rows.max() == 13
+    assert rows[:, 2].tolist() == [10, 11, 12, 13]
