@@ -30,6 +30,7 @@ from torch import nn
 from discnet.convert import is_generic, load_converted
 from discnet.errors import InputError
 from discnet.io.atomic import atomic_path
+from discnet.io.guard import refuse_existing_folder, refuse_input
 from discnet.models.checkpoint import read_checkpoint
 from discnet.models.unet import UNet
 
@@ -103,6 +104,8 @@ def export_network(
     """
     if fmt not in FORMATS:
         raise InputError(None, f"unknown export format '{fmt}'", f"use one of {', '.join(FORMATS)}")
+    refuse_existing_folder(out)
+    refuse_input(out, [checkpoint])
     generic = is_generic(read_checkpoint(checkpoint))
     if generic and probabilities:
         raise InputError(

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch import nn
 
 from discnet.data.preprocess import InputConfig, input_config, prepare_volume
@@ -32,8 +31,9 @@ from discnet.errors import InputError
 from discnet.inference import disc_probability
 from discnet.io import Volume, from_canonical, to_canonical
 from discnet.io.levels import default_levels
+from discnet.io.safe_yaml import read_plain_yaml
 from discnet.levels import LEVELS
-from discnet.models.checkpoint import load_net
+from discnet.models.checkpoint import check_image_size, load_net
 from discnet.postprocess import DiscCountWarning, label_levels, remove_orphans
 from discnet.uncertainty import FLIPS, voxel_uncertainty
 
@@ -99,12 +99,7 @@ def _run_config(path: Path) -> dict:
     config = path.resolve().parent.parent / "config.yaml"
     if not config.is_file():
         return {}
-    try:
-        cfg = OmegaConf.to_container(OmegaConf.load(config), resolve=True)
-    except Exception as err:  # any YAML or interpolation error
-        raise InputError(
-            config, f"cannot be read ({type(err).__name__})", "fix or remove the run's config.yaml"
-        ) from err
+    cfg = read_plain_yaml(config)  # no aliases, no interpolation: the file may come with a foreign checkpoint
     return {k: cfg[k] for k in ("input", "image_size") if isinstance(cfg, dict) and cfg.get(k) is not None}
 
 
@@ -129,7 +124,7 @@ def _settings(path: Path, checkpoint: dict, preset: str | None, image_size: int 
             path, "does not record the input preset it was trained with", f"pass --input-preset ({', '.join(PRESETS)})"
         )
     if "image_size" in stored:
-        size = int(stored["image_size"])
+        size = check_image_size(stored["image_size"], path)
         if image_size is not None and image_size != size:
             raise InputError(path, f"was trained at image size {size}, not {image_size}", "drop --image-size")
     elif image_size is not None:

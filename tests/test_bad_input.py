@@ -269,6 +269,12 @@ TRAIN_CASES: dict[str, Callable[[SimpleNamespace], tuple[list, str, str]]] = {
         "list.ckpt",
         "other than weights",
     ),
+    "seed from the environment": lambda d: (["seed=${oc.env:HOME}"], "seed=", "not a whole number"),
+    "image_size not a number": lambda d: (["image_size=abc"], "image_size=abc", "not a whole number"),
+    "image_size 0": lambda d: (["image_size=0"], "image_size=0", "at least 8"),
+    "batch_size 0": lambda d: (["model.batch_size=0"], "model.batch_size=0", "at least 1"),
+    "max_epochs -5": lambda d: (["trainer.max_epochs=-5"], "trainer.max_epochs=-5", "at least 1"),
+    "net depth 0": lambda d: (["model.net.depth=0"], "model.net", "depth=0"),
 }
 
 

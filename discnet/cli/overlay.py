@@ -15,6 +15,7 @@ import numpy as np
 from discnet.errors import InputError
 from discnet.io import read_levels, read_volume
 from discnet.io.atomic import full_suffix
+from discnet.io.guard import refuse_input
 from discnet.io.volume import Volume
 
 #: Largest difference (mm) between the affines of the image and a label map on the same grid.
@@ -67,9 +68,7 @@ def read_on_grid(path: Path, image: Volume) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from discnet.qc import write_overlay  # matplotlib is slow to import; other verbs do not need it
 
-    inputs = [p for p in (args.image, args.pred, args.truth) if p is not None]
-    if any(args.output.resolve() == p.resolve() for p in inputs):
-        raise InputError(args.output, "output path equals an input", "choose another picture name")
+    refuse_input(args.output, [args.image, args.pred, args.truth, args.levels], "an input")
     image = read_volume(args.image)
     pred = read_on_grid(args.pred, image)
     truth = read_on_grid(args.truth, image) if args.truth is not None else None

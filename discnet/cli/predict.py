@@ -26,6 +26,7 @@ from discnet.evaluate import check_same_grid
 from discnet.io import Volume, read_levels, read_volume, volume_format, write_like
 from discnet.io.atomic import atomic_path, full_suffix
 from discnet.io.files import SUFFIXES
+from discnet.io.guard import InputFiles, refuse_input_folder
 from discnet.io.itk import dicom_files
 from discnet.predict import PRESETS, disc_volumes, level_order, load_models, predict_volume
 from discnet.predict_outputs import UNCERTAINTY, member_table, scan_measurements, scan_uncertainty, write_tables
@@ -169,7 +170,8 @@ def plan_jobs(found: list[tuple[str, Path]], out_dir: Path, args: argparse.Names
     root = out_dir.resolve()
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(out_dir, "output folder is an existing file", "give a folder name for -o")
-    inputs = {p.resolve() for _, p in found}
+    inputs = InputFiles([*(p for _, p in found), *args.inputs, *args.ckpt, args.levels], "an input")
+    refuse_input_folder(out_dir, [p for p in args.inputs if p.is_dir()])
     jobs, seen = [], {}
     for name, image in found:
         if not name or ".." in name or _UNSAFE.search(name):
@@ -185,8 +187,7 @@ def plan_jobs(found: list[tuple[str, Path]], out_dir: Path, args: argparse.Names
         for out in [*job.outputs(), out_dir / VOLUMES]:
             if out.resolve().parent != root:
                 raise InputError(image, f"output name '{name}' leaves the output folder", "rename the subject or file")
-            if out.resolve() in inputs:
-                raise InputError(out, "output path equals an input", "choose another output folder")
+            inputs.refuse(out)
         if name in seen:
             raise InputError(image, f"gives the same output name '{name}' as {seen[name]}", "rename one of them")
         seen[name] = image

@@ -13,6 +13,7 @@ from pathlib import Path
 from discnet.data.manifest import load_manifest, save_manifest
 from discnet.data.split import format_summary, semi_random_split, split_distance, split_summary
 from discnet.errors import InputError
+from discnet.io.guard import manifest_files, refuse_input
 
 
 def add_parser(subparsers) -> None:
@@ -47,6 +48,8 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.candidates < 1:
         raise InputError(None, f"--candidates {args.candidates} must be at least 1", "give --candidates 1000 or more")
+    if args.output is not None:
+        refuse_input(args.output, manifest_files(args.manifest), "a file the manifest names")
     manifest = load_manifest(args.manifest, require_labels=False, check_files=False)
     result = semi_random_split(manifest, args.val, seed=args.seed, candidates=args.candidates)
     out = save_manifest(result, args.output or args.manifest)

@@ -55,6 +55,21 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _check_size(size: list[int] | None, slices: list[int] | None) -> None:
+    """InputError for a phantom size that is too small or beyond the image limits (checked before drawing)."""
+    from discnet.io.limits import check_limit
+
+    side = list(size or []) + list(slices or [])
+    if any(n < 1 for n in side) or (size and min(size) < 16):
+        raise InputError(
+            "--size/--slices", f"got {' '.join(map(str, side))}", "give sizes of at least 16 and slices >= 1"
+        )
+    for n in side:
+        check_limit("image_side", n, "--size/--slices", "voxels along one axis")
+    si, ap = size or (512, 352)
+    check_limit("image_voxels", si * ap * max(slices or [30]), "--size/--slices", "voxels per phantom")
+
+
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out
     if out.exists() and not out.is_dir():
@@ -63,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(out / "subjects.csv", "already exists", "pass --overwrite or choose another folder")
     from discnet.data.synthetic import generate_dataset  # numpy/scipy/nibabel only when used
 
+    _check_size(args.size, args.slices)
     shape = {} if args.size is None else {"shape": tuple(args.size)}
     spacing = {} if args.spacing is None else {"spacing": tuple(args.spacing)}
     slices = {}

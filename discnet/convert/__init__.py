@@ -31,6 +31,7 @@ from discnet.convert.keras_weights import KerasModel, read_keras
 from discnet.convert.unet_map import KerasUNet, NotAUNet, UNetMapping, map_unet
 from discnet.errors import InputError
 from discnet.io.atomic import atomic_path
+from discnet.io.guard import refuse_existing_folder, refuse_input
 from discnet.models.checkpoint import PREFIX, load_net, load_weights, read_checkpoint
 from discnet.models.unet import UNet
 
@@ -168,6 +169,8 @@ def convert_keras(
         generic: write the generic model even when the U-Net mapping applies.
     """
     path, out = Path(path), Path(out)
+    refuse_existing_folder(out)
+    refuse_input(out, [path, config])
     model = read_keras(path, config)
     mapping, reason = (None, "generic conversion asked for") if generic else unet_mapping(model)
     kwargs = mapping.kwargs if mapping else None

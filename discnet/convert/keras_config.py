@@ -25,6 +25,7 @@ from pathlib import Path
 
 from discnet.convert.keras_layers import KINDS, layer_settings
 from discnet.errors import InputError
+from discnet.io.limits import check_limit
 
 #: Layers that hold Python code (marshalled functions, TensorFlow op calls).
 CODE_LAYERS = {"Lambda", "TFOpLambda", "SlicingOpLambda"}
@@ -186,12 +187,35 @@ def weight_keys(config: dict) -> dict[str, str]:
     return keys
 
 
+def _depth(value) -> int:
+    """Nesting depth of JSON data (iterative: a hostile file cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack += [(child, depth + 1) for child in children if isinstance(child, dict | list)]
+    return deepest
+
+
 def load_json(text: str | bytes, where: str | Path | None = None) -> dict:
-    """A model config from JSON text; InputError when it is not JSON."""
+    """A model config from JSON text; InputError when it is not JSON, too big or nested too deep."""
+    check_limit("json_bytes", len(text), where, "bytes of JSON config")
     try:
-        return json.loads(text)
-    except ValueError as err:
-        raise InputError(where, f"holds no readable Keras model config ({err})", _FIX) from err
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        reason = "nested too deep" if isinstance(err, RecursionError) else str(err)
+        raise InputError(where, f"holds no readable Keras model config ({reason})", _FIX) from err
+    check_limit("json_depth", _depth(data), where, "levels of JSON nesting")
+    return data
+
+
+def _typed(value, kind: type, what: str, where):
+    if not isinstance(value, kind):
+        raise InputError(
+            where, f"has a model config whose {what} is a {type(value).__name__}, not a {kind.__name__}", _FIX
+        )
+    return value
 
 
 def _plain(value):
@@ -209,16 +233,19 @@ def parse_config(config: dict | str | bytes, where: str | Path | None = None) ->
     """Parse a Keras 2 or 3 functional-model config (dict or JSON text); InputError when unsupported."""
     if isinstance(config, bytes | str):
         config = load_json(config, where)
+    check_limit("json_depth", _depth(config), where, "levels of JSON nesting")
     config = _plain(config)
     if not isinstance(config, dict) or "config" not in config:
         raise InputError(where, "is not a Keras model config", "give the JSON written by model.to_json()")
-    if config.get("class_name") not in ("Functional", "Model"):
-        raise InputError(where, f"holds a {config.get('class_name')} model; discnet converts functional U-Nets", _FIX)
-    body = config["config"]
+    if not isinstance(config.get("class_name"), str) or config["class_name"] not in ("Functional", "Model"):
+        raise InputError(where, f"holds a {config.get('class_name')!r} model; discnet converts functional U-Nets", _FIX)
+    body = _typed(config["config"], dict, "'config'", where)
     layers, input_shape = [], None
-    for raw in body.get("layers", []):
-        class_name, cfg = raw.get("class_name"), raw.get("config") or {}
-        name = raw.get("name") or cfg.get("name")
+    for raw in _typed(body.get("layers", []), list, "'layers'", where):
+        raw = _typed(raw, dict, "layer entry", where)
+        class_name = _typed(raw.get("class_name"), str, "layer 'class_name'", where)
+        cfg = _typed(raw.get("config") or {}, dict, f"'config' of a {class_name} layer", where)
+        name = _typed(raw.get("name") or cfg.get("name"), str, f"name of a {class_name} layer", where)
         _refuse_code(raw, class_name, name, where)
         kind = KINDS[class_name]
         try:

@@ -29,6 +29,7 @@ import numpy as np
 
 from discnet.convert.keras_config import Graph, Layer, load_json, parse_config, weight_keys
 from discnet.errors import InputError
+from discnet.io.limits import check_limit, limit
 
 _EXPORT = (
     'export it to .h5 where TensorFlow is installed: python -c "import tensorflow as tf; '
@@ -68,6 +69,25 @@ def _base(name: str) -> str:
 
 def _layer_names(group: h5py.Group) -> list[str]:
     return [_text(n) for n in group.attrs.get("layer_names", [])]
+
+
+def check_declared_weights(group: h5py.Group, where) -> None:
+    """InputError when the datasets of an HDF5 file declare more bytes than the limit (nothing read)."""
+    sizes = []
+    group.visititems(
+        lambda _, obj: sizes.append(obj.size * obj.dtype.itemsize) if isinstance(obj, h5py.Dataset) else None
+    )
+    check_limit("keras_weight_bytes", int(sum(sizes)), where, "bytes of weights")
+
+
+def _member(archive: zipfile.ZipFile, name: str, where) -> bytes:
+    """One file of a zip archive, decompressed to at most the limit (a zip bomb stops there)."""
+    most = limit("archive_member_bytes")
+    check_limit("archive_member_bytes", archive.getinfo(name).file_size, where, f"bytes in {name}")
+    with archive.open(name) as f:
+        data = f.read(most + 1)
+    check_limit("archive_member_bytes", len(data), where, f"bytes in {name}")
+    return data
 
 
 def _keras2_weights(group: h5py.Group) -> dict[str, list[tuple[str | None, np.ndarray]]]:
@@ -163,6 +183,7 @@ def _from_hdf5(path: Path, config: str | Path | None) -> KerasModel:
         else:
             (raw, where), fmt = _config_file(path, config), "weights-h5"
         graph = parse_config(raw, where)
+        check_declared_weights(f, path)
         group = f["model_weights"] if "model_weights" in f else f
         if "layer_names" in group.attrs:
             stored = _keras2_weights(group)
@@ -178,10 +199,12 @@ def _from_archive(path: Path) -> KerasModel:
         names = set(z.namelist())
         if "config.json" not in names or "model.weights.h5" not in names:
             raise InputError(path, "is a zip file but not a Keras 3 model archive", "give a .keras file saved by Keras")
-        raw = load_json(z.read("config.json"), path)
+        raw = load_json(_member(z, "config.json", path), path)
         graph = parse_config(raw, path)
-        version = json.loads(z.read("metadata.json")).get("keras_version") if "metadata.json" in names else None
-        with h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as f:
+        metadata = load_json(_member(z, "metadata.json", path), path) if "metadata.json" in names else {}
+        version = metadata.get("keras_version") if isinstance(metadata, dict) else None
+        with h5py.File(io.BytesIO(_member(z, "model.weights.h5", path)), "r") as f:
+            check_declared_weights(f, path)
             stored = _keras3_weights(f, weight_keys(raw))
         return KerasModel(graph, _match(graph, stored, path), "keras3-archive", version, path)
 
@@ -229,7 +252,10 @@ def read_keras(path: str | Path, config: str | Path | None = None) -> KerasModel
     if not path.is_file():
         raise InputError(path, "not found", "give the path of a Keras model (.h5, .keras, .weights.h5)")
     if zipfile.is_zipfile(path):
-        return _from_archive(path)
+        try:
+            return _from_archive(path)
+        except (OSError, KeyError, zipfile.BadZipFile, EOFError) as err:
+            raise InputError(path, f"is not a readable Keras archive ({err})", "save the model again") from err
     if h5py.is_hdf5(path):
         try:
             return _from_hdf5(path, config)

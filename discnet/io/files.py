@@ -21,7 +21,8 @@ import numpy as np
 
 from discnet.errors import InputError
 from discnet.io.atomic import atomic_path, full_suffix
-from discnet.io.itk import dicom_files, itk_affine, itk_geometry, read_dicom, read_itk, write_itk
+from discnet.io.itk import dicom_files, itk_affine, itk_geometry, itk_voxel_bytes, read_dicom, read_itk, write_itk
+from discnet.io.limits import check_limit
 from discnet.io.nifti import nifti_header, read_nifti, write_nifti
 from discnet.io.tiff import read_tiff, write_tiff
 from discnet.io.volume import Volume
@@ -53,7 +54,36 @@ def _check_exists(path: Path) -> str:
     return fmt
 
 
+def _declared(path: Path, fmt: str) -> tuple[tuple[int, ...], int] | None:
+    """Shape and bytes per voxel that the header declares (None for DICOM series)."""
+    if fmt == "nifti":
+        header = nifti_header(path)
+        return tuple(int(s) for s in header.get_data_shape()), header.get_data_dtype().itemsize
+    if fmt == "itk":
+        size, _ = itk_geometry(path)
+        return tuple(int(s) for s in size), itk_voxel_bytes(path)
+    if fmt == "tiff":
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            return tuple(int(s) for s in series.shape), series.dtype.itemsize
+    return None
+
+
+def check_declared_size(path: Path, fmt: str) -> None:
+    """InputError when the header declares more voxels or bytes than the limits (nothing read yet)."""
+    declared = _declared(path, fmt)
+    if declared is None:
+        return
+    shape, itemsize = declared
+    voxels = int(np.prod(shape, dtype=np.float64))
+    check_limit("image_voxels", voxels, path, f"voxels (shape {shape})")
+    check_limit("image_bytes", voxels * itemsize, path, "bytes of voxel data")
+
+
 def _load(path: Path, fmt: str, spacing) -> Volume:
+    check_declared_size(path, fmt)
     if fmt == "tiff":
         return read_tiff(path, spacing)
     volume = {"nifti": read_nifti, "itk": read_itk, "dicom": read_dicom}[fmt](path)
@@ -79,7 +109,13 @@ def _check_values(volume: Volume, kind: str) -> None:
     array = volume.array
     if min(array.shape) == 0:
         raise InputError(volume.path, "holds no voxels", "check the file")
+    if array.dtype.kind == "c":
+        raise InputError(volume.path, "has complex-valued voxels", "give a magnitude image (real values)")
     if kind == "label":
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InputError(volume.path, "label map has NaN or infinite values", "give a label map, not an image")
+        if array.dtype.kind in "fiu" and array.max() > np.iinfo(np.int32).max:
+            raise InputError(volume.path, "label map has values beyond the int32 range", "give a label map")
         if array.dtype.kind == "f" and not np.array_equal(array, np.round(array)):
             raise InputError(volume.path, "label map has non-integer values", "give a label map, not an image")
         if array.min() < 0:

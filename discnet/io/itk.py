@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,6 +104,18 @@ def itk_geometry(path: Path) -> tuple[tuple[int, ...], dict]:
         "direction": reader.GetDirection(),
     }
     return reader.GetSize(), geometry
+
+
+def itk_voxel_bytes(path: Path) -> int:
+    """Bytes of one voxel (all components) that the header declares."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    with _quiet_stderr():
+        reader.ReadImageInformation()
+    name = sitk.GetPixelIDValueAsString(reader.GetPixelID())
+    bits = re.search(r"(\d+)-bit", name)
+    size = int(bits.group(1)) // 8 if bits else 8 if "double" in name else 4
+    return size * (2 if "complex" in name else 1) * max(1, reader.GetNumberOfComponents())
 
 
 def write_itk(array: np.ndarray, reference: Volume, out: Path) -> None:

@@ -11,10 +11,12 @@ Example:
 from __future__ import annotations
 
 import csv
+import io
 import shlex
 from pathlib import Path
 
 from discnet.errors import InputError
+from discnet.io.limits import check_limit
 from discnet.levels import DEFAULT_LABELS
 
 
@@ -23,28 +25,60 @@ def default_levels() -> dict[int, str]:
     return {value: level for level, value in DEFAULT_LABELS.items()}
 
 
-def _read_csv(path: Path) -> dict[int, str]:
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"label", "level"} <= set(rows[0]):
-        raise InputError(path, "needs the columns 'label,level'", "write one row per label value")
+def _text(path: Path) -> str:
+    check_limit("text_bytes", path.stat().st_size, path, "bytes")
     try:
-        return {int(row["label"]): row["level"].strip() for row in rows}
-    except ValueError as err:
-        raise InputError(path, f"has a label that is not an integer ({err})", "use integer label values") from err
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise InputError(path, f"is not UTF-8 text (byte {err.start})", "save it as UTF-8 text") from err
+
+
+def _add(levels: dict[int, str], rows: dict[int, int], value: int, level: str, row: int, path: Path) -> None:
+    if value in levels:
+        raise InputError(path, f"gives label value {value} twice (rows {rows[value]} and {row})", "keep one")
+    levels[value], rows[value] = level, row
+
+
+def _read_csv(path: Path) -> dict[int, str]:
+    reader = csv.DictReader(io.StringIO(_text(path), newline=""))
+    if not reader.fieldnames or not {"label", "level"} <= set(reader.fieldnames):
+        raise InputError(path, "needs the columns 'label,level'", "write one row per label value")
+    levels: dict[int, str] = {}
+    rows: dict[int, int] = {}
+    for number, row in enumerate(reader, 2):
+        label, level = row.get("label"), row.get("level")
+        if label is None or level is None or not label.strip() or not level.strip():
+            raise InputError(path, f"row {number} has a missing field", "give each row a label and a level")
+        try:
+            value = int(label)
+        except ValueError as err:
+            raise InputError(
+                path, f"row {number} has a label that is not an integer ({label!r})", "use integers"
+            ) from err
+        _add(levels, rows, value, level.strip(), number, path)
+    if not levels:
+        raise InputError(path, "needs the columns 'label,level'", "write one row per label value")
+    return levels
 
 
 def _read_itksnap(path: Path) -> dict[int, str]:
-    levels = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    levels: dict[int, str] = {}
+    rows: dict[int, int] = {}
+    for number, line in enumerate(_text(path).splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        fields = shlex.split(line)
+        try:
+            fields = shlex.split(line)
+        except ValueError as err:
+            raise InputError(path, f"line {number} is not an ITK-SNAP label line ({err})", "export it again") from err
         if len(fields) < 8:
             raise InputError(path, f"line {number} is not an ITK-SNAP label line", "export it from ITK-SNAP again")
-        index = int(fields[0])
+        try:
+            index = int(fields[0])
+        except ValueError as err:
+            raise InputError(path, f"line {number} has a non-integer label index {fields[0]!r}", "fix it") from err
         if index != 0:
-            levels[index] = fields[7]
+            _add(levels, rows, index, fields[7], number, path)
     return levels
 
 
