@@ -176,3 +176,22 @@ def test_augmentation_settings_do_not_invalidate_the_slice_cache(manifest, tmp_p
 def test_context_slices_with_input4_copies_are_refused(manifest):
     with pytest.raises(InputError, match="context_slices"):
         DiscDataModule(str(manifest), input={"name": "augmented", "augment_copies": 1}, context_slices=1)
+
+
+@pytest.mark.parametrize("train_on_test", [False, True])
+def test_val_subjects_never_train_on_test_subjects_unless_asked(lumbar_dir, tmp_path, train_on_test):
+    table = pd.read_csv(lumbar_dir / "subjects.csv")
+    table["image"] = [str(lumbar_dir / p) for p in table["image"]]
+    table["label"] = [str(lumbar_dir / p) for p in table["label"]]
+    table["split"] = table["subject"].map({"sub11": "train", "sub20": "val", "sub25": "test"})
+    table.to_csv(tmp_path / "subjects.csv", index=False)
+    dm = DiscDataModule(
+        str(tmp_path / "subjects.csv"),
+        input={"name": "stretched"},
+        image_size=32,
+        val_subjects=["sub20"],
+        train_on_test=train_on_test,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    dm.setup("fit")
+    assert len(dm.train_set) > 43 if train_on_test else len(dm.train_set) == 43  # sub11 alone: 43 disc slices

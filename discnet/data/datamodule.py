@@ -115,6 +115,8 @@ class DiscDataModule(L.LightningDataModule):
             column (leave-one-out folds; a manifest without a ``split`` column).
         train_on_val: also train on the validation subjects (a final model fitted to every subject;
             its validation Dice is then a training fit, not a held-out score).
+        train_on_test: with ``val_subjects``, also train on subjects whose ``split`` is ``test`` (never
+            by default: a test subject stays unseen unless asked for explicitly).
         augment: an augmentation preset (``conf/augment``) applied on the fly to each training batch
             after it reaches the device; its draws depend on (seed, epoch, step) only.
         context_slices: neighbouring slices on each side given as extra input channels (2.5D).
@@ -133,6 +135,7 @@ class DiscDataModule(L.LightningDataModule):
         val_split: str = "val",
         val_subjects: list[str] | None = None,
         train_on_val: bool = False,
+        train_on_test: bool = False,
         augment: dict | None = None,
         context_slices: int = 0,
     ):
@@ -142,7 +145,7 @@ class DiscDataModule(L.LightningDataModule):
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.cache_dir, self.seed, self.val_split = cache_dir, seed, val_split
         self.val_subjects = [str(s) for s in val_subjects] if val_subjects else None
-        self.train_on_val = train_on_val
+        self.train_on_val, self.train_on_test = train_on_val, train_on_test
         self.augment = augment_config(augment)
         self.context_slices = int(context_slices)
         if self.context_slices < 0:
@@ -183,7 +186,8 @@ class DiscDataModule(L.LightningDataModule):
             if unknown:
                 raise InputError(self.manifest, f"has no subject {', '.join(unknown)}", "check data.val_subjects")
             is_val = subjects.isin(self.val_subjects)
-            is_train = ~is_val
+            held_out = table["split"].astype(str).eq("test") if "split" in table.columns else False
+            is_train = ~is_val & (~held_out | self.train_on_test)
         elif "split" in table.columns:
             is_val, is_train = table["split"] == self.val_split, table["split"] == "train"
         else:
