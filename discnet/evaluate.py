@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from discnet.io import read_volume
 from discnet.io.atomic import full_suffix
 from discnet.io.files import SUFFIXES, volume_format
 from discnet.io.volume import Volume
+from discnet.level_order import LevelOrderWarning, check_level_order
 from discnet.levels import LEVELS
 from discnet.metrics import overlap_table, whole_scores
 from discnet.volumes import label_counts, level_sort_key, ordered_levels
@@ -217,8 +219,12 @@ def evaluate_files(
     pairs: Mapping[str, tuple[str | Path, str | Path]],
     levels: Mapping[int, str],
     manifest: pd.DataFrame | None = None,
+    ignore_level_order: bool = False,
 ) -> pd.DataFrame:
     """Evaluate ``{subject: (prediction, truth)}``; grades and ages joined from ``manifest`` when given.
+
+    A truth whose level names contradict its discs' world order is an InputError
+    (:func:`discnet.level_order.check_level_order`), a :class:`LevelOrderWarning` with ``ignore_level_order``.
 
     Columns :data:`COLUMNS`; ``grade`` (Int64, 1-5) is empty on ``all`` rows and for unknown grades.
 
@@ -231,6 +237,9 @@ def evaluate_files(
         truth = read_volume(truth_path, kind="label")
         if not truth.array.any():
             raise InputError(truth_path, "ground truth has no disc labelled (empty map)", "give this scan's truth map")
+        line = check_level_order(truth, levels, ignore_level_order)
+        if line:
+            warnings.warn(line, LevelOrderWarning, stacklevel=2)
         pred = read_volume(pred_path, kind="label")
         for row in evaluate_pair(pred, truth, levels):
             rows.append({"subject": subject, **row, "prediction": str(pred_path), "truth": str(truth_path)})

@@ -30,7 +30,7 @@ from discnet.data.slices import from_slices
 from discnet.errors import InputError
 from discnet.inference import disc_probability
 from discnet.io import Volume, from_canonical, to_canonical
-from discnet.io.levels import default_levels
+from discnet.io.levels import check_known_names, default_levels
 from discnet.io.safe_yaml import read_plain_yaml
 from discnet.levels import LEVELS
 from discnet.models.checkpoint import check_image_size, load_net
@@ -173,9 +173,7 @@ def level_order(levels: Mapping[int, str], where: str | Path | None = None) -> t
         >>> level_order({1: "L5-S1", 2: "L4-L5"})
         (['L4-L5', 'L5-S1'], {'L5-S1': 1, 'L4-L5': 2})
     """
-    unknown = [name for name in levels.values() if name not in LEVELS]
-    if unknown:
-        raise InputError(where, f"names unknown level(s) {unknown}", f"use the level names {', '.join(LEVELS)}")
+    check_known_names(levels, where)
     bad = [value for value in levels if not 1 <= int(value) <= 255]
     if bad:
         raise InputError(where, f"has label values {bad} outside 1..255", "use values that fit a uint8 label map")

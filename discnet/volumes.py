@@ -26,6 +26,7 @@ import pandas as pd
 
 from discnet.errors import InputError
 from discnet.io import read_volume
+from discnet.level_order import LevelOrderWarning, check_level_order
 from discnet.levels import LEVELS
 
 #: A label is stray when it has fewer voxels than this fraction of the median large label.
@@ -131,8 +132,13 @@ def volume_rows(counts: Mapping[int, int], voxel_volume: float, levels: Mapping[
     return rows
 
 
-def volumes_table(files: Mapping[str, str | Path], levels: Mapping[int, str]) -> pd.DataFrame:
+def volumes_table(
+    files: Mapping[str, str | Path], levels: Mapping[int, str], ignore_level_order: bool = False
+) -> pd.DataFrame:
     """Disc volumes of label files given as ``{subject: path}``; columns :data:`COLUMNS`.
+
+    A file whose level names contradict its discs' world order is an InputError
+    (:func:`discnet.level_order.check_level_order`), a :class:`LevelOrderWarning` with ``ignore_level_order``.
 
     Example:
         >>> volumes_table({}, {1: "L5-S1"}).columns.tolist()
@@ -141,6 +147,9 @@ def volumes_table(files: Mapping[str, str | Path], levels: Mapping[int, str]) ->
     rows = []
     for subject, path in files.items():
         volume = read_volume(path, kind="label")
-        for row in volume_rows(label_counts(volume.array), volume.voxel_volume, levels, where=path):
-            rows.append({"subject": subject, **row, "file": str(path)})
+        found = volume_rows(label_counts(volume.array), volume.voxel_volume, levels, where=path)
+        line = check_level_order(volume, {row["label"]: row["level"] for row in found}, ignore_level_order)
+        if line:
+            warnings.warn(line, LevelOrderWarning, stacklevel=2)
+        rows += [{"subject": subject, **row, "file": str(path)} for row in found]
     return pd.DataFrame(rows, columns=COLUMNS)

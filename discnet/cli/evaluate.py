@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +21,7 @@ from discnet.evaluate import collect_label_files, evaluate_files, manifest_names
 from discnet.io import read_levels
 from discnet.io.atomic import atomic_path
 from discnet.io.guard import refuse_input
+from discnet.level_order import OVERRIDE_FLAG, LevelOrderWarning
 
 
 def add_parser(subparsers) -> None:
@@ -33,7 +36,9 @@ def add_parser(subparsers) -> None:
             "with sub11_discs.nii.gz); in folders, *_T1w, *_T2w and *_prob files are skipped. With --subjects "
             "and no --truth, the manifest's label column is the truth and predictions are named "
             "<subject>_discs.* (<subject>_ses<N>_discs.* for repeated sessions), as discnet predict writes "
-            "them. Grades and ages from --subjects are joined onto the rows."
+            "them. Grades and ages from --subjects are joined onto the rows. A truth whose level names contradict "
+            f"its discs' superior-to-inferior order in world coordinates is refused ({OVERRIDE_FLAG}: scored "
+            "with a warning)."
         ),
     )
     parser.add_argument("--pred", nargs="+", type=Path, required=True, metavar="PRED", help="prediction files/folders")
@@ -41,6 +46,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--subjects", type=Path, metavar="CSV", help="subjects.csv: truth (label column), grades, ages")
     parser.add_argument("--levels", type=Path, metavar="CSV", help="levels.csv (label,level) or ITK-SNAP .label file")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="CSV", help="metrics table to write")
+    parser.add_argument(
+        OVERRIDE_FLAG, action="store_true", help="score truths whose level names contradict anatomy (with a warning)"
+    )
     parser.set_defaults(func=run)
 
 
@@ -90,7 +98,12 @@ def run(args: argparse.Namespace) -> int:
         manifest = load_manifest(args.subjects, require_labels=False, check_files=False)
     pairs, unpaired = _pairs(args, manifest)
     refuse_input(args.output, [*(f for pair in pairs.values() for f in pair), args.levels, args.subjects])
-    table = evaluate_files(pairs, levels, manifest)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LevelOrderWarning)
+        table = evaluate_files(pairs, levels, manifest, args.ignore_level_order)
+    for warning in caught:
+        if issubclass(warning.category, LevelOrderWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
     with atomic_path(args.output) as tmp:
         table.to_csv(tmp, index=False)
     if manifest is not None:

@@ -17,12 +17,25 @@ from pathlib import Path
 
 from discnet.errors import InputError
 from discnet.io.limits import check_limit
-from discnet.levels import DEFAULT_LABELS
+from discnet.levels import DEFAULT_LABELS, LEVELS
 
 
 def default_levels() -> dict[int, str]:
     """The default mapping (1 = L5-S1 ... 5 = L1-L2)."""
     return {value: level for level, value in DEFAULT_LABELS.items()}
+
+
+def check_known_names(levels: dict[int, str], where: str | Path | None = None) -> dict[int, str]:
+    """``levels`` unchanged when every name is a lumbar level (L1-L2 ... L5-S1), else an InputError.
+
+    Example:
+        >>> check_known_names({1: "L5-S1"})
+        {1: 'L5-S1'}
+    """
+    unknown = [name for name in levels.values() if name not in LEVELS]
+    if unknown:
+        raise InputError(where, f"names unknown level(s) {unknown}", f"use the level names {', '.join(LEVELS)}")
+    return levels
 
 
 def _text(path: Path) -> str:
