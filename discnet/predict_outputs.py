@@ -21,10 +21,12 @@ import numpy as np
 import pandas as pd
 
 from discnet.data.preprocess import InputConfig
+from discnet.errors import InputError
 from discnet.io import Volume
 from discnet.io.atomic import atomic_path
 from discnet.morphometry import KEYS, UNITS, disc_measures, tidy
 from discnet.uncertainty import COLUMNS, FLIPS, disc_rows
+from discnet.volumes import COLUMNS as VOLUME_COLUMNS
 
 MEASUREMENTS, MEASUREMENTS_WIDE = "measurements.csv", "measurements_wide.csv"
 UNCERTAINTY, MEMBERS = "uncertainty.csv", "members.csv"
@@ -75,6 +77,32 @@ def member_table(checkpoints: Sequence[str | Path], tta: str) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["transform", "checkpoint"])
     table.insert(0, "member", range(1, len(table) + 1))
     return table
+
+
+def volume_table(rows: list[dict], earlier: Path | None = None) -> tuple[pd.DataFrame, int]:
+    """``volumes.csv`` of this run's ``rows`` (columns of ``discnet volumes``: :data:`discnet.volumes.COLUMNS`)
+    merged into an ``earlier`` table: its rows of subjects this run did not predict are kept first (one row
+    per subject and level, newest wins). Returns the table and how many earlier rows were kept.
+
+    Example:
+        >>> volume_table([{"subject": "a", "level": "L5-S1", "voxels": 2, "volume_mm3": 2.0}])[0]["volume_cm3"].tolist()
+        [0.002]
+    """
+    new = pd.DataFrame(rows, columns=VOLUME_COLUMNS)
+    old = pd.DataFrame(columns=VOLUME_COLUMNS)
+    if earlier is not None and earlier.is_file():
+        try:
+            old = pd.read_csv(earlier, dtype={"subject": str, "level": str, "file": str, "note": str})
+        except (OSError, ValueError) as err:
+            raise InputError(earlier, f"cannot be read to merge into ({err})", "move it away or fix it") from err
+        if not {"subject", "level", "volume_mm3"} <= set(old.columns):
+            raise InputError(earlier, "is not a discnet volumes.csv", "move it away or choose another -o")
+        old = old.reindex(columns=VOLUME_COLUMNS)
+        old = old[~old["subject"].isin(set(new["subject"]))]
+    table = pd.concat([old, new], ignore_index=True) if len(old) else new
+    table["volume_cm3"] = table["volume_mm3"] / 1000.0
+    table["label"] = pd.array(pd.to_numeric(table["label"]), dtype="Int64")
+    return table.round({"volume_mm3": 3, "volume_cm3": 6}), len(old)
 
 
 def _write(table: pd.DataFrame, path: Path) -> Path:

@@ -31,7 +31,9 @@ from discnet.levels import LEVELS
 
 #: A label is stray when it has fewer voxels than this fraction of the median large label.
 MIN_FRACTION = 0.01
-COLUMNS = ["subject", "level", "label", "voxels", "volume_mm3", "volume_cm3", "file"]
+COLUMNS = ["subject", "level", "label", "voxels", "volume_mm3", "volume_cm3", "file", "note"]
+#: The row of a file without any disc: level ``none``, no volume, this note.
+NO_DISC = "no disc found"
 
 
 class LabelMappingWarning(UserWarning):
@@ -132,17 +134,28 @@ def volume_rows(counts: Mapping[int, int], voxel_volume: float, levels: Mapping[
     return rows
 
 
+def no_disc_row(subject: str, file: str | Path) -> dict:
+    """The row saying that ``file`` (of ``subject``) holds no disc, so that it does not vanish from a table.
+
+    Example:
+        >>> no_disc_row("a", "a_discs.nii.gz")["note"]
+        'no disc found'
+    """
+    empty = {"label": None, "voxels": 0, "volume_mm3": np.nan, "volume_cm3": np.nan}
+    return {"subject": subject, "level": "none", **empty, "file": str(file), "note": NO_DISC}
+
+
 def volumes_table(
     files: Mapping[str, str | Path], levels: Mapping[int, str], ignore_level_order: bool = False
 ) -> pd.DataFrame:
     """Disc volumes of label files given as ``{subject: path}``; columns :data:`COLUMNS`.
 
-    A file whose level names contradict its discs' world order is an InputError
+    A file without any disc gives one :func:`no_disc_row`. A file whose level names contradict its discs' world order is an InputError
     (:func:`discnet.level_order.check_level_order`), a :class:`LevelOrderWarning` with ``ignore_level_order``.
 
     Example:
         >>> volumes_table({}, {1: "L5-S1"}).columns.tolist()
-        ['subject', 'level', 'label', 'voxels', 'volume_mm3', 'volume_cm3', 'file']
+        ['subject', 'level', 'label', 'voxels', 'volume_mm3', 'volume_cm3', 'file', 'note']
     """
     rows = []
     for subject, path in files.items():
@@ -151,5 +164,7 @@ def volumes_table(
         line = check_level_order(volume, {row["label"]: row["level"] for row in found}, ignore_level_order)
         if line:
             warnings.warn(line, LevelOrderWarning, stacklevel=2)
-        rows += [{"subject": subject, **row, "file": str(path)} for row in found]
-    return pd.DataFrame(rows, columns=COLUMNS)
+        rows += [{"subject": subject, **row, "file": str(path)} for row in found] or [no_disc_row(subject, path)]
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["label"] = pd.array(table["label"], dtype="Int64")
+    return table

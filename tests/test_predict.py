@@ -23,6 +23,7 @@ from discnet.io import Volume, read_levels, read_volume, to_canonical, write_lik
 from discnet.models.checkpoint import load_net
 from discnet.models.segmenter import DiscSegmenter
 from discnet.predict import PRESETS, disc_volumes, input_config, load_models, predict_volume
+from discnet.volumes import COLUMNS as VOLUME_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 NET = {"base_filters": 4, "depth": 2}
@@ -165,7 +166,8 @@ def test_disc_volumes_in_mm3(tmp_path, ckpt, monkeypatch):
     assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "out", "--expected-discs", "3", "--qc") == 0
     assert (tmp_path / "out" / "scan_qc.png").stat().st_size > 1000
     table = pd.read_csv(tmp_path / "out" / "volumes.csv")
-    assert table.columns.tolist() == ["subject", "level", "label", "voxels", "volume_mm3"]
+    assert table.columns.tolist() == VOLUME_COLUMNS  # as discnet volumes writes them
+    np.testing.assert_allclose(table["volume_cm3"], 240 * 1.2 / 1000)
     assert table["level"].tolist() == ["L3-L4", "L4-L5", "L5-S1"]  # superior first; default values 3, 2, 1
     assert table["label"].tolist() == [3, 2, 1] and (table["subject"] == "scan").all()
     assert (table["voxels"] == 12 * 4 * 5).all()
@@ -192,6 +194,25 @@ def test_skip_existing_keeps_outputs_and_rereads_volumes(tmp_path, ckpt, monkeyp
     assert pd.read_csv(out / "volumes.csv")["level"].tolist() == ["L4-L5", "L5-S1"]
     assert cli(*args) == 0  # without the flag the scan is segmented again
     assert pd.read_csv(out / "volumes.csv")["level"].tolist() == ["L3-L4", "L4-L5", "L5-S1"]
+
+
+def test_second_predict_merges_volumes_and_a_scan_without_discs_gets_a_row(tmp_path, ckpt, monkeypatch):
+    path, truth = synthetic(tmp_path)
+    other = tmp_path / "other.nii.gz"
+    shutil.copy(path, other)
+    out = tmp_path / "out"
+    fake_network(monkeypatch, truth)
+    assert cli("predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3") == 0
+    fake_network(monkeypatch, truth.with_array(np.zeros_like(truth.array)))  # the second scan: nothing found
+    assert cli("predict", "--ckpt", ckpt, other, "-o", out, "--expected-discs", "3") == 0
+    table = pd.read_csv(out / "volumes.csv")
+    assert table["subject"].tolist() == ["scan"] * 3 + ["other"]
+    assert table.iloc[-1][["level", "voxels", "note"]].tolist() == ["none", 0, "no disc found"]
+    fake_network(monkeypatch, truth.with_array(np.where(truth.array == 3, 0, truth.array)))
+    assert cli("predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3") == 0  # scan again: newest wins
+    table = pd.read_csv(out / "volumes.csv")
+    assert table["subject"].tolist() == ["other", "scan", "scan"]
+    assert not table.duplicated(["subject", "level"]).any()
 
 
 def test_orphan_removal_on_by_default(tmp_path, ckpt, monkeypatch):

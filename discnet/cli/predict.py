@@ -29,12 +29,19 @@ from discnet.io.files import SUFFIXES
 from discnet.io.guard import InputFiles, refuse_input_folder
 from discnet.io.itk import dicom_files
 from discnet.predict import PRESETS, disc_volumes, level_order, load_models, predict_volume
-from discnet.predict_outputs import UNCERTAINTY, member_table, scan_measurements, scan_uncertainty, write_tables
+from discnet.predict_outputs import (
+    UNCERTAINTY,
+    member_table,
+    scan_measurements,
+    scan_uncertainty,
+    volume_table,
+    write_tables,
+)
 from discnet.uncertainty import FLIPS, read_reference
+from discnet.volumes import no_disc_row
 
 MASK, PROB, QC, UNC = "_discs", "_prob", "_qc", "_uncertainty"
 VOLUMES = "volumes.csv"
-COLUMNS = ["subject", "level", "label", "voxels", "volume_mm3"]
 #: Output suffix per input suffix with --same-format (detached-header formats become single files).
 SAME_FORMAT = {".mhd": ".mha", ".nhdr": ".nrrd", ".tiff": ".tif"}
 _UNSAFE = re.compile(r"[^\w.+-]")
@@ -48,7 +55,8 @@ def add_parser(subparsers) -> None:
             "Segment the intervertebral discs of each INPUT scan with a trained model (several --ckpt: their "
             "probabilities are averaged), remove orphans, name the discs by level and write "
             "OUT/<name>_discs.nii.gz in exactly the scan's geometry, plus OUT/volumes.csv with each disc's "
-            "volume. INPUT: image files, folders (their image files, or one DICOM series), or a subjects.csv "
+            "volume (the columns of discnet volumes; rows of other subjects from an earlier run into OUT are kept, "
+            "a scan without any disc gets a row 'no disc found'). INPUT: image files, folders (their image files, or one DICOM series), or a subjects.csv "
             "(its image column; subject names become output names)."
         ),
     )
@@ -312,7 +320,10 @@ def run(args: argparse.Namespace) -> int:
                 labels, image, info = _predict_one(job, models, levels, args, device)
                 if info["warning"]:
                     console.print(f"warning: {job.name}: {info['warning']}", markup=False, soft_wrap=True)
-            rows += [{"subject": job.name, **row} for row in disc_volumes(labels, image.voxel_volume, levels)]
+            found = disc_volumes(labels, image.voxel_volume, levels)
+            rows += [{"subject": job.name, **row, "file": str(job.mask)} for row in found] or [
+                no_disc_row(job.name, job.mask)
+            ]
             measured += scan_measurements(job.name, labels, image, levels, models[1])
             if ensemble:
                 found = previous.get(job.name, [])
@@ -320,9 +331,11 @@ def run(args: argparse.Namespace) -> int:
                     found if info is None else scan_uncertainty(job.name, labels, image, info, levels, reference)
                 )
             progress.advance(task)
-    table = pd.DataFrame(rows, columns=COLUMNS).round({"volume_mm3": 3})
+    table, kept = volume_table(rows, args.output / VOLUMES)
     with atomic_path(args.output / VOLUMES) as tmp:
         table.to_csv(tmp, index=False)
+    if kept:
+        print(f"note: {VOLUMES} keeps {kept} earlier row(s) of subjects not predicted now (newest rows win)")
     members = member_table(args.ckpt, args.tta) if ensemble else None
     written = write_tables(args.output, measured, uncertain if ensemble else None, members)
     done = len(jobs) - skipped
