@@ -37,8 +37,11 @@ from discnet.postprocess import central_slice_index
 
 #: The paper's Figure 6 colours (RGB).
 TP, FN, FP = (1.0, 0.9, 0.0), (0.0, 0.85, 0.0), (1.0, 0.0, 0.0)
-#: One colour per level, superior to inferior (matplotlib's tab10 without red, green and olive).
-LEVEL_COLOURS = ((0.12, 0.47, 0.71), (1.0, 0.5, 0.05), (0.58, 0.4, 0.74), (0.09, 0.75, 0.81), (0.89, 0.47, 0.76))
+#: One colour per level, superior to inferior: Okabe & Ito's colour-blind-safe palette (blue, orange, bluish
+#: green, yellow, reddish purple), neighbouring levels far apart in hue and lightness.
+LEVEL_COLOURS = ((0.0, 0.45, 0.70), (0.90, 0.60, 0.0), (0.0, 0.62, 0.45), (0.94, 0.89, 0.26), (0.80, 0.47, 0.65))
+#: Sagittal slices in the default ``discnet predict --qc`` montage.
+MONTAGE = 5
 ALPHA = 0.55
 FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 PANEL_INCHES = 4.0
@@ -56,8 +59,26 @@ def _pixel_aspect(volume: Volume) -> float:
     return float(spacing[2] / spacing[1])
 
 
-def _choose_slices(slices: Sequence[int] | None, reference: np.ndarray) -> list[int]:
+def montage_slices(reference: np.ndarray, count: int = MONTAGE) -> list[int]:
+    """``count`` sagittal slices spread evenly over the disc column of ``reference`` (x, rows, cols), from its
+    first to its last slice with disc voxels, plus the central slice; the middle slice when it is empty.
+
+    Example:
+        >>> r = np.zeros((20, 4, 4), bool); r[3:12, 1, 1] = True
+        >>> montage_slices(r)
+        [3, 5, 7, 9, 11]
+    """
+    hits = np.flatnonzero(reference.reshape(len(reference), -1).any(axis=1))
+    if not hits.size:
+        return [len(reference) // 2]
+    spread = np.round(np.linspace(hits[0], hits[-1], count)).astype(int).tolist()
+    return sorted({*spread, central_slice_index(reference)})
+
+
+def _choose_slices(slices: Sequence[int] | None, reference: np.ndarray, montage: int | None = None) -> list[int]:
     n = len(reference)
+    if slices is None and montage:
+        return montage_slices(reference, montage)
     if slices is None:
         return [central_slice_index(reference) if reference.any() else n // 2]
     bad = [s for s in slices if not 0 <= s < n]
@@ -73,8 +94,8 @@ def _rgba(colours: list[tuple[np.ndarray, tuple]], shape: tuple[int, int]) -> np
     return rgba
 
 
-def _layers(pred: np.ndarray, truth: np.ndarray | None, levels: Mapping[int, str]):
-    """Per-slice overlay colours and the legend entries."""
+def _layers(pred: np.ndarray, truth: np.ndarray | None, levels: Mapping[int, str], voxel_mm3: float):
+    """Per-slice overlay colours and the legend entries (each level with its predicted volume)."""
     if truth is not None:
         p, t = pred > 0, truth > 0
         legend = [("correct (TP)", TP), ("false negative", FN), ("false positive", FP)]
@@ -83,7 +104,7 @@ def _layers(pred: np.ndarray, truth: np.ndarray | None, levels: Mapping[int, str
     names = {v: levels.get(v, f"label {v}") for v in present}
     order = sorted(present, key=lambda v: LEVELS.index(names[v]) if names[v] in LEVELS else len(LEVELS) + v)
     colour = {v: LEVEL_COLOURS[i % len(LEVEL_COLOURS)] for i, v in enumerate(order)}
-    legend = [(names[v], colour[v]) for v in order]
+    legend = [(f"{names[v]}  {np.count_nonzero(pred == v) * voxel_mm3 / 1000:.2f} cm\u00b3", colour[v]) for v in order]
     return (lambda x: [(pred[x] == v, colour[v]) for v in order]), legend
 
 
@@ -94,6 +115,7 @@ def overlay_figure(
     slices: Sequence[int] | None = None,
     subject: str | None = None,
     levels: Mapping[int, str] | None = None,
+    montage: int | None = None,
 ) -> Figure:
     """A figure with one panel per sagittal slice: the scan in grey, the segmentation in colour.
 
@@ -104,7 +126,10 @@ def overlay_figure(
         slices: sagittal slice indices (RAS x, left to right); default the central slice
             (:func:`~discnet.postprocess.central_slice_index`) of the truth, else of the prediction.
         subject: name for the title.
-        levels: label value -> level name for the legend (default 1 = L5-S1 ... 5 = L1-L2).
+        levels: label value -> level name for the legend (default 1 = L5-S1 ... 5 = L1-L2); without a
+            truth each level's legend entry gives its volume.
+        montage: without ``slices``, show this many slices across the disc column (:func:`montage_slices`)
+            instead of the central one.
     """
     for name, array in (("prediction", prediction), ("truth", truth)):
         if array is not None and np.shape(array) != image.shape:
@@ -114,8 +139,8 @@ def overlay_figure(
     scan = _sagittal(image, np.asarray(image.array, np.float32))
     pred = _sagittal(image, np.asarray(prediction))
     true = None if truth is None else _sagittal(image, np.asarray(truth))
-    chosen = _choose_slices(slices, (true if true is not None else pred) > 0)
-    colours, legend = _layers(pred, true, default_levels() if levels is None else levels)
+    chosen = _choose_slices(slices, (true if true is not None else pred) > 0, montage)
+    colours, legend = _layers(pred, true, default_levels() if levels is None else levels, image.voxel_volume)
     aspect = _pixel_aspect(image)
     rows, cols = scan.shape[1:]
     panel_h = PANEL_INCHES * rows * aspect / cols

@@ -70,7 +70,8 @@ def test_levels_legend_and_chosen_slices(lumbar_dir):
     fig = overlay_figure(image, truth, slices=[20, 33], subject="sub11")
     assert [ax.get_title() for ax in fig.axes] == ["sagittal slice 20", "sagittal slice 33"]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert labels == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert [text.split()[0] for text in labels] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert labels[0] == f"L1-L2  {(truth == 5).sum() * image.voxel_volume / 1000:.2f} cm\u00b3"  # its volume
     with pytest.raises(InputError, match="outside"):
         overlay_figure(image, truth, slices=[67])
 
@@ -93,3 +94,33 @@ def test_cli_with_truth_and_errors(lumbar_dir, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert err.startswith("discnet overlay: error:") and "\n" not in err, err
     assert not (tmp_path / "a.png").exists()
+
+
+#: Machado, Oliveira & Fernandes 2009 (severity 1.0) colour-vision deficiency matrices, applied to RGB.
+CVD = {
+    "normal": np.eye(3),
+    "deuteranopia": np.array(
+        [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413], [-0.01182, 0.04294, 0.968881]]
+    ),
+    "protanopia": np.array(
+        [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216], [-0.003882, -0.048116, 1.051998]]
+    ),
+}
+
+
+@pytest.mark.parametrize("vision", list(CVD))
+def test_level_colours_stay_apart_for_colour_blind_readers(vision):
+    from itertools import combinations
+
+    from discnet.qc import LEVEL_COLOURS
+
+    seen = np.clip(np.asarray(LEVEL_COLOURS) @ CVD[vision].T, 0, 1)
+    assert min(np.linalg.norm(a - b) for a, b in combinations(seen, 2)) > 0.18  # tab10's blue/cyan: 0.04
+
+
+def test_overlay_montage_spans_the_disc_column(lumbar_dir, tmp_path):
+    image, truth = lumbar_dir / "sub11_T2w.nii.gz", lumbar_dir / "sub11_discs.nii.gz"
+    out = tmp_path / "m.png"
+    assert cli("overlay", image, truth, "-o", out, "--montage", "5") == 0
+    height, width = matplotlib.image.imread(out).shape[:2]
+    assert width > 4 * height  # five panels side by side (one panel is taller than wide)

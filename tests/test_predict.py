@@ -215,6 +215,29 @@ def test_second_predict_merges_volumes_and_a_scan_without_discs_gets_a_row(tmp_p
     assert not table.duplicated(["subject", "level"]).any()
 
 
+def test_qc_is_a_montage_across_the_disc_column_with_volumes(tmp_path, ckpt, monkeypatch):
+    path, truth = synthetic(tmp_path)
+    lateral = truth.array.copy()
+    lateral[4:10, 24:28, 7] = 2  # a false positive on a lateral slice beyond the discs, attached to L4-L5
+    fake_network(monkeypatch, truth.with_array(lateral))
+    seen = {}
+
+    def spy(out, image, labels, **kwargs):
+        from discnet.qc import overlay_figure
+
+        figure = overlay_figure(image, labels, **kwargs)
+        seen["titles"] = [ax.get_title() for ax in figure.axes]
+        seen["legend"] = [t.get_text() for t in figure.legends[0].get_texts()]
+        return out
+
+    monkeypatch.setattr("discnet.qc.write_overlay", spy)
+    args = ["predict", "--ckpt", ckpt, path, "-o", tmp_path / "out", "--expected-discs", "3", "--qc"]
+    assert cli(*args, "--no-orphan-removal") == 0
+    assert len(seen["titles"]) >= 5  # file slices 2..7 (RAS x 6..1: the file's third axis runs right to left)
+    assert seen["titles"][0] == "sagittal slice 1" and seen["titles"][-1] == "sagittal slice 6"
+    assert seen["legend"][0] == "L3-L4  0.29 cm\u00b3"  # 240 voxels x 1.2 mm^3
+
+
 def test_orphan_removal_on_by_default(tmp_path, ckpt, monkeypatch):
     path, truth = synthetic(tmp_path, orphan=True)
     fake_network(monkeypatch, truth)

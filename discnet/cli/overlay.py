@@ -42,6 +42,12 @@ def add_parser(subparsers) -> None:
         metavar="X,Y",
         help="sagittal slices, counted from the patient's left (default: the central disc slice)",
     )
+    parser.add_argument(
+        "--montage",
+        type=int,
+        metavar="N",
+        help="without --slices: N slices across the disc column, first to last slice with disc (predict --qc: 5)",
+    )
     parser.add_argument("--levels", type=Path, metavar="CSV", help="levels.csv or ITK-SNAP .label naming label values")
     parser.add_argument("--subject", help="name in the title (default: the prediction's file name)")
     parser.set_defaults(func=run)
@@ -68,6 +74,8 @@ def read_on_grid(path: Path, image: Volume) -> np.ndarray:
 def run(args: argparse.Namespace) -> int:
     from discnet.qc import write_overlay  # matplotlib is slow to import; other verbs do not need it
 
+    if args.montage is not None and not 1 <= args.montage <= 50:
+        raise InputError(None, f"--montage {args.montage} is not in 1..50", "give the number of slices, e.g. 5")
     refuse_input(args.output, [args.image, args.pred, args.truth, args.levels], "an input")
     image = read_volume(args.image)
     pred = read_on_grid(args.pred, image)
@@ -75,7 +83,14 @@ def run(args: argparse.Namespace) -> int:
     subject = args.subject or args.pred.name[: len(args.pred.name) - len(full_suffix(args.pred))]
     try:
         out = write_overlay(
-            args.output, image, pred, truth, slices=args.slices, subject=subject, levels=read_levels(args.levels)
+            args.output,
+            image,
+            pred,
+            truth,
+            slices=args.slices,
+            subject=subject,
+            levels=read_levels(args.levels),
+            montage=args.montage,
         )
     except OSError as err:
         raise InputError(args.output, f"cannot be written ({err.strerror or err})", "choose a writable folder") from err

@@ -78,7 +78,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--probabilities", action="store_true", help="also write <name>_prob (float32 disc probability)"
     )
-    parser.add_argument("--qc", action="store_true", help="also write <name>_qc.png, the central sagittal slice")
+    parser.add_argument(
+        "--qc",
+        action="store_true",
+        help="also write <name>_qc.png: 5 sagittal slices across the disc column, each disc's volume in the legend",
+    )
     parser.add_argument("--skip-existing", action="store_true", help="keep outputs already written (volumes re-read)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="slices per forward pass (default 8)")
@@ -256,9 +260,9 @@ def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, Vo
         if job.uncertainty is not None:
             write_like(info["uncertainty"], volume, job.uncertainty, dtype=np.float32)
         if job.qc is not None:
-            from discnet.qc import write_overlay  # matplotlib only when pictures are asked for
+            from discnet.qc import MONTAGE, write_overlay  # matplotlib only when pictures are asked for
 
-            write_overlay(job.qc, volume, labels, subject=job.name, levels=levels)
+            write_overlay(job.qc, volume, labels, subject=job.name, levels=levels, montage=MONTAGE)
     except OSError as err:
         raise InputError(
             job.mask.parent, f"cannot be written ({err.strerror or err})", "free space or fix rights"

@@ -14,9 +14,9 @@ from pathlib import Path
 from discnet.errors import InputError
 from discnet.evaluate import collect_label_files
 from discnet.io import read_levels
-from discnet.io.levels import check_known_names
 from discnet.io.atomic import atomic_path
 from discnet.io.guard import refuse_input
+from discnet.io.levels import check_known_names
 from discnet.level_order import OVERRIDE_FLAG, LevelOrderWarning
 from discnet.volumes import MIN_FRACTION, LabelMappingWarning, volumes_table
 
