@@ -238,6 +238,24 @@ def test_qc_is_a_montage_across_the_disc_column_with_volumes(tmp_path, ckpt, mon
     assert seen["legend"][0] == "L3-L4  0.29 cm\u00b3"  # 240 voxels x 1.2 mm^3
 
 
+def test_every_skipped_folder_entry_is_reported(tmp_path, ckpt, monkeypatch, capsys):
+    path, truth = synthetic(tmp_path / "scans")
+    series = tmp_path / "scans" / "series1"
+    series.mkdir()
+    image = sitk.GetImageFromArray(np.zeros((3, 4, 4), np.int16))
+    for k in range(3):
+        part = image[:, :, k]
+        for tag, value in {"0020|000e": "1.2.3", "0020|0013": str(k + 1), "0008|0060": "MR"}.items():
+            part.SetMetaData(tag, value)
+        sitk.WriteImage(part, str(series / f"{k}.dcm"))
+    (tmp_path / "scans" / "notes.txt").write_text("x")
+    fake_network(monkeypatch, truth)
+    assert cli("predict", "--ckpt", ckpt, tmp_path / "scans", "-o", tmp_path / "out", "--expected-discs", "3") == 0
+    out = capsys.readouterr().out
+    assert f"note: skipped {series} (a DICOM series folder: give it as its own INPUT)" in out
+    assert f"note: skipped {tmp_path / 'scans' / 'notes.txt'} (not an image file)" in out
+
+
 def test_orphan_removal_on_by_default(tmp_path, ckpt, monkeypatch):
     path, truth = synthetic(tmp_path, orphan=True)
     fake_network(monkeypatch, truth)

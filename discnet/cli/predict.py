@@ -130,15 +130,30 @@ def file_stem(path: Path) -> str:
     return _UNSAFE.sub("_", name).lstrip(".") or "scan"
 
 
-def _folder(folder: Path) -> list[tuple[str, Path]]:
+def _skip_reason(entry: Path) -> str:
+    """Why a folder entry is not read as a scan (for the note listing every skipped entry)."""
+    if entry.is_dir():
+        return "a DICOM series folder: give it as its own INPUT" if dicom_files(entry) else "a folder"
+    if entry.name.startswith("."):
+        return "hidden"
+    if full_suffix(entry).lower() not in SUFFIXES:
+        return "not an image file"
+    return "a discnet output"
+
+
+def _folder(folder: Path, skipped: list[str]) -> list[tuple[str, Path]]:
     own = (MASK, PROB, UNC)
+    entries = sorted(folder.iterdir())
     files = [
         f
-        for f in sorted(folder.iterdir())
-        if f.is_file() and not f.name.startswith(".") and full_suffix(f).lower() in SUFFIXES
+        for f in entries
+        if f.is_file()
+        and not f.name.startswith(".")
+        and full_suffix(f).lower() in SUFFIXES
+        and not file_stem(f).endswith(own)
     ]
-    files = [f for f in files if not file_stem(f).endswith(own)]
     if files:
+        skipped += [f"{e} ({_skip_reason(e)})" for e in entries if e not in files]
         return [(file_stem(f), f) for f in files]
     if dicom_files(folder):
         return [(file_stem(folder), folder)]
@@ -154,14 +169,16 @@ def _manifest(path: Path) -> list[tuple[str, Path]]:
     ]
 
 
-def collect_inputs(inputs: list[Path]) -> list[tuple[str, Path]]:
-    """(output name, image path) of every scan named by the command line's INPUTs."""
+def collect_inputs(inputs: list[Path], skipped: list[str] | None = None) -> list[tuple[str, Path]]:
+    """(output name, image path) of every scan named by the command line's INPUTs; folder entries that are
+    not read are appended to ``skipped`` as ``"path (why)"``."""
+    skipped = [] if skipped is None else skipped
     found = []
     for path in inputs:
         if not path.exists():
             raise InputError(path, "not found", "check the path")
         if path.is_dir():
-            found += _folder(path)
+            found += _folder(path, skipped)
         elif path.suffix.lower() == ".csv":
             found += _manifest(path)
         else:
@@ -295,7 +312,10 @@ def _previous_rows(path: Path) -> dict[str, list[dict]]:
 
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
-    jobs = plan_jobs(collect_inputs(args.inputs), args.output, args)
+    skipped: list[str] = []
+    jobs = plan_jobs(collect_inputs(args.inputs, skipped), args.output, args)
+    for entry in skipped:
+        print(f"note: skipped {entry}")
     if args.uncertainty:
         jobs = _with_uncertainty_maps(jobs)
     levels = read_levels(args.levels)
