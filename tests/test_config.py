@@ -166,3 +166,12 @@ def test_few_scan_presets_turn_every_lever_on(preset, tmp_path):
 def test_optim_options_read_weight_decay_three_ways(option, algorithm, tmp_path):
     cfg = _compose([f"optim={option}"], tmp_path)
     assert cfg.optim.algorithm == algorithm and cfg.optim.weight_decay == 0.05 and cfg.optim.lr == 1e-3
+
+
+def test_lumbar_t2_root_does_not_depend_on_the_current_directory(tmp_path, monkeypatch, lumbar_dir):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DISCNET_SHARED_DIR", raising=False)
+    cfg = _compose(["data=lumbar_t2"], tmp_path)  # paths.root_dir (the current directory) is tmp_path
+    assert Path(cfg.data.root).resolve() == lumbar_dir.resolve()
+    monkeypatch.setenv("DISCNET_SHARED_DIR", str(tmp_path / "elsewhere"))
+    assert _compose(["data=lumbar_t2"], tmp_path).data.root == str(tmp_path / "elsewhere" / "data" / "lumbar-t2")

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from discnet.data.augment import augment_batch, augment_config, batch_generator
 from discnet.data.cache import cache_key, cached_stack
+from discnet.data.default_data import ensure_default_data
 from discnet.data.manifest import load_manifest
 from discnet.data.preprocess import InputConfig, SliceStack, input_config, prepare_volume
 from discnet.data.slices import neighbour_rows
@@ -120,6 +121,8 @@ class DiscDataModule(L.LightningDataModule):
         augment: an augmentation preset (``conf/augment``) applied on the fly to each training batch
             after it reaches the device; its draws depend on (seed, epoch, step) only.
         context_slices: neighbouring slices on each side given as extra input channels (2.5D).
+        synthesize: phantoms made on first use when ``manifest`` is their missing ``subjects.csv``
+            (:func:`discnet.data.default_data.ensure_default_data`; ``conf/data/synthetic.yaml``).
     """
 
     def __init__(
@@ -138,9 +141,11 @@ class DiscDataModule(L.LightningDataModule):
         train_on_test: bool = False,
         augment: dict | None = None,
         context_slices: int = 0,
+        synthesize: dict | None = None,
     ):
         super().__init__()
         self.manifest = Path(root or ".") / manifest
+        self.synthesize = dict(synthesize) if synthesize else None
         self.input = input if isinstance(input, InputConfig) else input_config(input)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.cache_dir, self.seed, self.val_split = cache_dir, seed, val_split
@@ -210,6 +215,7 @@ class DiscDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.val_set is not None:
             return
+        ensure_default_data({"manifest": self.manifest, "synthesize": self.synthesize})
         table = load_manifest(self.manifest, require_labels=True)
         train_rows, val_rows = self._split(table)
         rng = np.random.default_rng(self.seed)
