@@ -2,8 +2,8 @@
 
 Files are paired by subject name, taken from the file name by :func:`subject_key`: drop the image
 extension (``.nii.gz``, ``.nrrd``, ...), then repeatedly drop a trailing :data:`NAME_SUFFIXES` entry
-(case-insensitive). So ``sub11_T2w_discs.nii.gz``, ``sub11_discs.nii.gz`` and ``sub11.nrrd`` all name
-``sub11``, and ``5_Labels.nii.gz`` names ``5``. When a folder is listed, files ending in
+(case-insensitive; ``_`` or ITK-SNAP's ``-``). So ``sub11_T2w_discs.nii.gz``, ``sub11_discs.nii.gz``,
+``sub11-seg.nii.gz`` and ``sub11.nrrd`` all name ``sub11``, and ``5_Labels.nii.gz`` names ``5``. When a folder is listed, files ending in
 :data:`FOLDER_SKIP` (scans and probability maps, e.g. ``sub11_T2w.nii.gz``) are left out.
 
 Each pair gives one row for all discs together (``level = "all"``, both maps binarised with ``> 0``) and
@@ -37,7 +37,9 @@ from discnet.metrics import overlap_table, whole_scores
 from discnet.volumes import label_counts, level_sort_key, ordered_levels
 
 #: Trailing name parts dropped to get the subject name (case-insensitive, repeatedly).
-NAME_SUFFIXES = ("_discs", "_labels", "_label", "_dseg", "_seg", "_pred", "_mask", "_t1w", "_t2w")
+NAME_SUFFIXES = tuple(
+    sep + end for end in ("discs", "labels", "label", "dseg", "seg", "pred", "mask", "t1w", "t2w") for sep in "_-"
+)
 #: Files ending so (before the extension) are skipped when listing a folder: scans, probability and uncertainty maps.
 FOLDER_SKIP = ("_t1w", "_t2w", "_prob", "_uncertainty")
 SCORES = ["dice", "precision", "recall", "volume_ratio", "true_mm3", "pred_mm3", "true_voxels", "pred_voxels"]
@@ -119,24 +121,30 @@ def manifest_names(manifest: pd.DataFrame) -> dict[str, tuple[str, int]]:
     }
 
 
-def pair_files(preds: Mapping[str, Path], truths: Mapping[str, Path]) -> tuple[dict[str, tuple[Path, Path]], list[str]]:
-    """``{subject: (prediction, truth)}`` and the subjects that have a truth but no prediction.
+def pair_files(
+    preds: Mapping[str, Path], truths: Mapping[str, Path]
+) -> tuple[dict[str, tuple[Path, Path]], list[str], list[str]]:
+    """``{subject: (prediction, truth)}``, the subjects with a truth but no prediction and those with a
+    prediction but no truth. One prediction and one truth pair whatever their names.
 
-    Raises InputError for a prediction without truth.
+    Raises InputError when nothing pairs.
 
     Example:
-        >>> pair_files({"a": Path("p.nii")}, {"a": Path("t.nii"), "b": Path("u.nii")})
-        ({'a': (PosixPath('p.nii'), PosixPath('t.nii'))}, ['b'])
+        >>> pair_files({"a": Path("p.nii"), "c": Path("q.nii")}, {"a": Path("t.nii"), "b": Path("u.nii")})
+        ({'a': (PosixPath('p.nii'), PosixPath('t.nii'))}, ['b'], ['c'])
     """
-    missing = [name for name in preds if name not in truths]
-    if missing:
+    if len(preds) == 1 and len(truths) == 1:
+        (name, pred), (_, truth) = *preds.items(), *truths.items()
+        return {name: (pred, truth)}, [], []
+    pairs = {name: (preds[name], truths[name]) for name in preds if name in truths}
+    if not pairs:
         raise InputError(
-            preds[missing[0]],
-            f"prediction for subject '{missing[0]}' has no truth file"
-            + (f" ({len(missing)} predictions unpaired)" if len(missing) > 1 else ""),
-            "give the matching truth file (paired by name without _discs/_labels/_seg/... endings) or --subjects",
+            next(iter(preds.values()), None),
+            f"no prediction pairs with a truth (predictions: {', '.join(preds) or 'none'}; "
+            f"truths: {', '.join(truths) or 'none'})",
+            "give matching files (paired by name without _discs/-discs/_labels/_seg/-seg/... endings) or --subjects",
         )
-    return {name: (preds[name], truths[name]) for name in preds}, [name for name in truths if name not in preds]
+    return pairs, [n for n in truths if n not in preds], [n for n in preds if n not in truths]
 
 
 def check_same_grid(a: Volume, b: Volume, what: str = "truth") -> None:

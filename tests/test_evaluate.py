@@ -54,11 +54,28 @@ def test_folder_listing_skips_scans_and_probabilities(tmp_path):
         collect_label_files([tmp_path])
 
 
-def test_pair_files_needs_a_truth_for_every_prediction():
-    pairs, unpaired = pair_files({"a": Path("pa")}, {"a": Path("ta"), "b": Path("tb")})
-    assert pairs == {"a": (Path("pa"), Path("ta"))} and unpaired == ["b"]
-    with pytest.raises(InputError, match="'c' has no truth"):
-        pair_files({"a": Path("pa"), "c": Path("pc")}, {"a": Path("ta")})
+def test_pair_files_lists_the_unpaired_and_refuses_only_when_nothing_pairs():
+    pairs, unpaired, preds = pair_files({"a": Path("pa"), "c": Path("pc")}, {"a": Path("ta"), "b": Path("tb")})
+    assert pairs == {"a": (Path("pa"), Path("ta"))} and unpaired == ["b"] and preds == ["c"]
+    with pytest.raises(InputError, match="no prediction pairs with a truth"):
+        pair_files({"c": Path("pc"), "d": Path("pd")}, {"a": Path("ta")})
+
+
+def test_evaluate_scores_the_rest_and_pairs_itksnap_names(tmp_path, capsys):
+    _small(tmp_path / "truth" / "s1-seg.nii.gz")  # ITK-SNAP's naming
+    _small(tmp_path / "pred" / "s1-discs.nii.gz")
+    _small(tmp_path / "pred" / "s7_discs.nii.gz")  # no truth: listed, the rest scored
+    out = tmp_path / "m.csv"
+    assert main(["evaluate", "--pred", str(tmp_path / "pred"), "--truth", str(tmp_path / "truth"), "-o", str(out)]) == 0
+    assert "1 prediction(s) without a truth file were skipped: s7" in capsys.readouterr().out
+    assert set(pd.read_csv(out)["subject"]) == {"s1"}
+
+
+def test_one_prediction_and_one_truth_pair_whatever_their_names(tmp_path):
+    truth, pred = _small(tmp_path / "manual.nii.gz"), _small(tmp_path / "scan_out.nii.gz")
+    out = tmp_path / "m.csv"
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(out)]) == 0
+    assert pd.read_csv(out).loc[0, "dice"] == 1.0
 
 
 def test_evaluate_pair_hand_worked():
@@ -203,7 +220,6 @@ def _small(path: Path, shape=(4, 4, 3), affine=None) -> Path:
 @pytest.mark.parametrize(
     ("pred_name", "shape", "match"),
     [
-        ("s99_discs.nii.gz", (4, 4, 3), "prediction for subject 's99' has no truth file"),
         ("s1_discs.nii.gz", (4, 5, 3), r"shape \(4, 5, 3\) differs from the truth's \(4, 4, 3\)"),
     ],
 )

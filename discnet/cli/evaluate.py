@@ -32,7 +32,8 @@ def add_parser(subparsers) -> None:
             "Score each prediction against its ground truth: one row for all discs together (level 'all', "
             "any label > 0) and one per disc level, where every predicted voxel counts against the nearest "
             "true disc. Files pair by subject name: the file name without its extension and without trailing "
-            "_discs, _labels, _label, _dseg, _seg, _pred, _mask, _T1w, _T2w (so sub11_T2w_discs.nii.gz pairs "
+            "_discs, _labels, _label, _dseg, _seg, _pred, _mask, _T1w, _T2w (or -discs, -seg, ... as ITK-SNAP names "
+            "them; one prediction and one truth always pair; unpaired files are listed and skipped) (so sub11_T2w_discs.nii.gz pairs "
             "with sub11_discs.nii.gz); in folders, *_T1w, *_T2w and *_prob files are skipped. With --subjects "
             "and no --truth, the manifest's label column is the truth and predictions are named "
             "<subject>_discs.* (<subject>_ses<N>_discs.* for repeated sessions), as discnet predict writes "
@@ -58,7 +59,7 @@ def _manifest_truths(manifest: pd.DataFrame) -> dict[str, Path]:
     return {name: Path(labels[key]) for name, key in names.items() if isinstance(labels[key], str)}
 
 
-def _pairs(args: argparse.Namespace, manifest: pd.DataFrame | None) -> tuple[dict, list[str]]:
+def _pairs(args: argparse.Namespace, manifest: pd.DataFrame | None) -> tuple[dict, list[str], list[str]]:
     preds = collect_label_files(args.pred)
     if args.truth:
         return pair_files(preds, collect_label_files(args.truth))
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = None
     if args.subjects is not None:
         manifest = load_manifest(args.subjects, require_labels=False, check_files=False)
-    pairs, unpaired = _pairs(args, manifest)
+    pairs, unpaired, unpaired_preds = _pairs(args, manifest)
     refuse_input(args.output, [*(f for pair in pairs.values() for f in pair), args.levels, args.subjects])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LevelOrderWarning)
@@ -112,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: no manifest row (grade, age) for {len(unknown)} subject(s): {', '.join(unknown)}")
     if unpaired:
         print(f"note: {len(unpaired)} truth file(s) without a prediction were skipped: {', '.join(unpaired)}")
+    if unpaired_preds:
+        print(
+            f"note: {len(unpaired_preds)} prediction(s) without a truth file were skipped: {', '.join(unpaired_preds)}"
+        )
     print(format_summary(table))
     discs = int((table["level"] != "all").sum())
     print(f"evaluated {len(pairs)} subject(s), {discs} disc(s); wrote {args.output}")
