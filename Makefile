@@ -15,7 +15,8 @@ DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 .PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze bench sync clean slurm-up slurm-down test-slurm gpu-check
 
 # The paper's two tuning rounds (experiments/round1, experiments/round2).
-# SCALE=cpu (default): phantoms, the model family scaled to 8 first-level filters, 64 px, 10 epochs,
+# SCALE=cpu (default): phantoms, the model family scaled to 8 first-level filters (8/7/6 filters:
+# 100/76.6/56.3% of the parameters, not 100/75/50: integer widths), 64 px, 10 epochs,
 # 3 seeds, one process after another on this machine. SCALE=paper: 512 px, 2000 epochs, 8 seeds on
 # MANIFEST (your labelled scans with a split column), bf16 on GPUs through SLURM, logged to W&B.
 SCALE ?= cpu

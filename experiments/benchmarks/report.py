@@ -19,6 +19,12 @@ TARGETS = [
     ("bf16 speed-up vs MONAI SliceInferer", ("inference", "bf16", "speedup_vs_monai"), 1.2, True),
     ("fp32 predict overhead (end to end / network - 1)", ("inference", "fp32", "predict_overhead"), 0.10, False),
     ("datamodule slices/s (augmented, 512 px, cached)", ("data", "datamodule_slices_per_s"), 1000, True),
+    (
+        "datamodule slices/s with augment=few_scans (512 px)",
+        ("data", "datamodule_few_scans_augment_slices_per_s"),
+        1000,
+        True,
+    ),
     ("datamodule / torchio Queue", ("data", "speedup"), 10, True),
     ("Lightning overhead per step", ("step", "overhead"), 0.05, False),
     ("whole-volume Dice: Convert3D time / discnet time", ("evaluation", "speedup_vs_c3d"), 1.0, True),

@@ -4,6 +4,7 @@ optimizer step under Lightning against a plain PyTorch loop."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import lightning as L
 import pandas as pd
@@ -11,7 +12,11 @@ import torch
 import torchio as tio
 from inference import Setup, paper_scan
 from machine import synchronize
+from omegaconf import OmegaConf
 
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+from discnet.data.augment import augment_batch, augment_config, batch_generator
 from discnet.data.datamodule import DiscDataModule
 from discnet.models.segmenter import DiscSegmenter
 
@@ -23,6 +28,13 @@ def _slices_per_s(loader, limit: int) -> tuple[float, int]:
         if count >= limit:
             break
     return count / (time.perf_counter() - start), count
+
+
+def _augmented(loader, seed: int = 0):
+    """The loader's batches through ``augment=few_scans``, as the datamodule hands them to training."""
+    cfg = augment_config(OmegaConf.load(CONF / "augment" / "few_scans.yaml"))
+    for step, (images, labels) in enumerate(loader):
+        yield augment_batch(images, labels, cfg, batch_generator(seed, 0, step))
 
 
 def _torchio_loader(manifest, setup: Setup, batch_size: int):
@@ -70,12 +82,14 @@ def data_throughput(setup: Setup, subjects: int) -> dict:
     cached_setup = time.perf_counter() - start
     total = len(dm.train_set)
     ours = max(_slices_per_s(dm.train_dataloader(), total)[0] for _ in range(setup.repeats))
+    augmented = max(_slices_per_s(_augmented(dm.train_dataloader()), total)[0] for _ in range(setup.repeats))
     theirs, _ = _slices_per_s(_torchio_loader(manifest, setup, 8), total)
     return {
         "training_slices": total,
         "first_setup_s": round(first_setup, 2),
         "setup_from_cache_s": round(cached_setup, 2),
         "datamodule_slices_per_s": round(ours, 1),
+        "datamodule_few_scans_augment_slices_per_s": round(augmented, 1),
         "torchio_queue_slices_per_s": round(theirs, 2),
         "speedup": round(ours / theirs, 1),
     }

@@ -1,11 +1,13 @@
-"""Leave-one-out on the three public lumbar T2 scans, and a final model on all three.
+"""Leave-one-out on the three public lumbar T2 scans: discnet's few-scan recipe beside a plain MONAI peer.
 
-For each input (raw, stretched) and each held-out subject: train on the other two with
-``experiment=lumbar_t2``, predict the held-out scan with the last checkpoint (with and without orphan
-removal), score it with ``discnet evaluate``; then train the final model on all three subjects, predict a
-scan with it, check the mask's geometry and compare its disc volumes with the published table of
-../shared/data/ivd-volumes. Every step is a discnet command, printed before it runs; finished steps are
-skipped on a re-run. Results (small CSV/Markdown/PNG files) go to ``--results``.
+For each held-out subject: train the recipe (``experiment=lumbar_t2``) on the other two, predict the
+held-out scan with ``last.ckpt`` (never the best epoch, which is chosen on the held-out scan itself),
+with and without orphan removal and with test-time mirroring, and score it with ``discnet evaluate``;
+train the MONAI baseline (``monai_baseline.py``) on the same fold with the same number of steps and score
+its masks the same way. On one fold, the ablations (each lever of the recipe switched off), the paper's
+preset and a three-seed ensemble with its QC flags. Then the final model on all three scans. Every step
+is a command printed before it runs; finished steps are skipped on a re-run (``--score-only`` scores the
+runs that exist and trains nothing). Results go to ``--results``.
 
     python experiments/lumbar_t2/run.py            # make lumbar-t2
 """
@@ -13,22 +15,33 @@ skipped on a re-run. Results (small CSV/Markdown/PNG files) go to ``--results``.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from discnet.report import frame_markdown
+from discnet.training import read_summary
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SUBJECTS = ("sub11", "sub20", "sub25")
+ABLATION_FOLD = "sub25"
+#: variant -> (experiment, overrides); the ablations switch one lever of the recipe off.
+VARIANTS = {
+    "recipe": ("lumbar_t2", []),
+    "paper": ("lumbar_t2_paper", []),
+    "no_augment": ("lumbar_t2", ["augment=none"]),
+    "no_context": ("lumbar_t2", ["model.context_slices=0"]),
+    "with_background": ("lumbar_t2", ["model.loss.include_background=true"]),
+    "constant_lr": ("lumbar_t2", ["optim.schedule=constant", "optim.warmup_epochs=0"]),
+    "size128": ("lumbar_t2", ["image_size=128"]),
+    "recipe_seed1": ("lumbar_t2", ["seed=1"]),
+    "recipe_seed2": ("lumbar_t2", ["seed=2"]),
+}
+BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-scan fold
 
 
 def sh(*args: str | Path) -> float:
@@ -44,165 +57,121 @@ def discnet(*args) -> float:
     return sh(Path(sys.executable).parent / "discnet", *args)
 
 
-def train(run_dir: Path, cache: Path, data: Path, overrides: list[str]) -> dict:
-    """Train (skipped when ``run_dir`` holds a complete summary); the run's summary.json."""
-    sh(
-        sys.executable,
-        ROOT / "train.py",
-        "experiment=lumbar_t2",
-        f"data.root={data}",
-        f"hydra.run.dir={run_dir}",
-        f"paths.cache_dir={cache}",
-        *overrides,
-    )
-    return json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+def complete(run_dir: Path) -> bool:
+    return (read_summary(run_dir) or {}).get("status") == "complete"
 
 
-def predict_and_score(ckpt: Path, data: Path, subject: str, out: Path, orphans: bool) -> pd.DataFrame:
-    """Predict one scan and score it; the evaluate table (level 'all' and one row per level)."""
-    metrics = out / "metrics.csv"
+def train(args, variant: str, held: str) -> Path | None:
+    """The run folder of ``variant`` on fold ``held`` (``all``: the final model), trained unless done."""
+    run_dir = args.work / "train" / variant / held
+    if not complete(run_dir) and not args.score_only:
+        experiment, overrides = VARIANTS[variant]
+        fold = "data.train_on_val=true" if held == "all" else f"data.val_subjects=[{held}]"
+        sh(sys.executable, ROOT / "train.py", f"experiment={experiment}", f"data.root={args.data}", fold,
+           f"hydra.run.dir={run_dir}", f"paths.cache_dir={args.work / 'cache'}", "logger=csv", *overrides)  # fmt: skip
+    return run_dir if complete(run_dir) else None
+
+
+def evaluate(args, masks: Path, subject: str) -> pd.DataFrame:
+    metrics = masks / "metrics.csv"
     if not metrics.is_file():
-        flags = [] if orphans else ["--no-orphan-removal"]
-        seconds = discnet(
-            "predict",
-            "--ckpt",
-            ckpt,
-            data / f"{subject}_T2w.nii.gz",
-            "--levels",
-            data / "levels.csv",
-            "-o",
-            out,
-            "--qc",
-            *flags,
+        discnet("evaluate", "--pred", masks, "--truth", args.data / f"{subject}_discs.nii.gz",
+                "--levels", args.data / "levels.csv", "-o", metrics)  # fmt: skip
+    return pd.read_csv(metrics)
+
+
+def predict(args, ckpts: list[Path], subject: str, out: Path, *flags: str) -> pd.DataFrame:
+    """Predict one scan with ``ckpts`` and score it."""
+    if not (out / "volumes.csv").is_file():
+        models = [x for ckpt in ckpts for x in ("--ckpt", ckpt)]
+        discnet("predict", *models, args.data / f"{subject}_T2w.nii.gz", "--levels", args.data / "levels.csv",
+                "-o", out, *flags)  # fmt: skip
+    return evaluate(args, out, subject)
+
+
+def score_run(args, variant: str, held: str, run_dir: Path) -> list[pd.DataFrame]:
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    summary = read_summary(run_dir)
+    out = args.work / "predict" / variant / held
+    tables = [
+        predict(args, [ckpt], held, out / "orphans_removed", "--qc").assign(orphan_removal=True, tta="none"),
+        predict(args, [ckpt], held, out / "raw_mask", "--no-orphan-removal").assign(orphan_removal=False, tta="none"),
+    ]
+    if variant == "recipe":
+        tables.append(
+            predict(args, [ckpt], held, out / "tta_flip", "--tta", "flip").assign(orphan_removal=True, tta="flip")
         )
-        (out / "predict_seconds.txt").write_text(f"{seconds:.2f}\n", encoding="utf-8")
-        discnet(
-            "evaluate",
-            "--pred",
-            out,
-            "--truth",
-            data / f"{subject}_discs.nii.gz",
-            "--levels",
-            data / "levels.csv",
-            "-o",
-            metrics,
-        )
-    table = pd.read_csv(metrics)
-    table["predict_s"] = float((out / "predict_seconds.txt").read_text(encoding="utf-8"))
-    return table
+    return [
+        t.assign(method=f"discnet {variant}", held_out=held, epochs=summary["epochs"], train_s=summary["wall_time_s"])
+        for t in tables
+    ]
 
 
-def leave_one_out(args, work: Path) -> pd.DataFrame:
-    rows = []
-    for input_name in args.inputs:
-        for held in args.subjects:
-            run_dir = work / "train" / input_name / held
-            summary = train(run_dir, work / "cache", args.data, [f"input={input_name}", f"data.val_subjects=[{held}]"])
-            for orphans in (True, False):
-                out = work / "predict" / input_name / held / ("orphans_removed" if orphans else "raw_mask")
-                table = predict_and_score(run_dir / "checkpoints" / "last.ckpt", args.data, held, out, orphans)
-                table = table.assign(
-                    input=input_name,
-                    held_out=held,
-                    orphan_removal=orphans,
-                    epochs=summary["epochs"],
-                    train_s=summary["wall_time_s"],
-                    best_epoch_val_dsc=summary["best_val_dsc"],
-                )
-                rows.append(table)
-                if orphans:  # the paper's Figure 6 colours: yellow correct, green missed, red false positive
-                    discnet(
-                        "overlay",
-                        args.data / f"{held}_T2w.nii.gz",
-                        out / f"{held}_T2w_discs.nii.gz",
-                        args.data / f"{held}_discs.nii.gz",
-                        "-o",
-                        args.results / f"qc_{input_name}_{held}.png",
-                    )
-    return pd.concat(rows, ignore_index=True)
+def baseline(args, held: str) -> list[pd.DataFrame]:
+    out = args.work / "monai" / held
+    if not (out / "summary.json").is_file():
+        if args.score_only:
+            return []
+        sh(sys.executable, HERE / "monai_baseline.py", "--held-out", held, "--steps", BASELINE_STEPS, "--size", 192,
+           "--data", args.data, "-o", out)  # fmt: skip
+    summary = pd.read_json(out / "summary.json", typ="series")
+    return [
+        evaluate(args, folder, held).assign(
+            orphan_removal=orphans,
+            tta="none",
+            method="MONAI BasicUNet",
+            held_out=held,
+            epochs=summary["epochs"],
+            train_s=summary["train_s"],
+        )  # fmt: skip
+        for folder, orphans in ((out, False), (out / "orphans_removed", True))
+    ]
 
 
-def final_model(args, work: Path) -> dict:
-    """Train on all subjects, predict one scan, check geometry and volumes against ivd-volumes."""
+def ensemble(args, runs: dict[str, Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The three seeds of the ablation fold as one ensemble; its scores and the QC flag's hit rate."""
+    from discnet.uncertainty import flag_hit_rate
+
+    seeds = [runs.get(v) for v in ("recipe", "recipe_seed1", "recipe_seed2")]
+    if any(s is None for s in seeds):
+        return None, None
+    out = args.work / "predict" / "ensemble" / ABLATION_FOLD
+    ckpts = [s / "checkpoints" / "last.ckpt" for s in seeds]
+    table = predict(args, ckpts, ABLATION_FOLD, out, "--reference", args.reference).assign(
+        orphan_removal=True, tta="none", method="discnet recipe, 3-seed ensemble", held_out=ABLATION_FOLD
+    )
+    hits = flag_hit_rate(pd.read_csv(out / "uncertainty.csv"), table)
+    return table, hits
+
+
+def final_model(args) -> dict | None:
+    """Train on all three scans, predict the first, check geometry and volumes against ivd-volumes."""
     import nibabel as nib
 
-    run_dir = work / "train" / "final"
-    subjects = ",".join(args.subjects)
-    summary = train(
-        run_dir,
-        work / "cache",
-        args.data,
-        ["input=stretched", f"data.val_subjects=[{subjects}]", "data.train_on_val=true"],
-    )
-    scan = args.data / f"{args.subjects[0]}_T2w.nii.gz"
-    out = work / "predict" / "final"
-    seconds = discnet(
-        "predict",
-        "--ckpt",
-        run_dir / "checkpoints" / "last.ckpt",
-        scan,
-        "--levels",
-        args.data / "levels.csv",
-        "-o",
-        out,
-        "--qc",
-    )
-    image, mask = nib.load(scan), nib.load(out / f"{args.subjects[0]}_T2w_discs.nii.gz")
-    same_geometry = image.shape == mask.shape and np.array_equal(image.affine, mask.affine)
+    run_dir = train(args, "recipe", "all")
+    if run_dir is None:
+        return None
+    summary, scan = read_summary(run_dir), args.data / f"{SUBJECTS[0]}_T2w.nii.gz"
+    out = args.work / "predict" / "final"
+    if not (out / "volumes.csv").is_file():
+        discnet("predict", "--ckpt", run_dir / "checkpoints" / "last.ckpt", scan, "--levels", args.data / "levels.csv",
+                "-o", out, "--qc", "--reference", args.reference)  # fmt: skip
+    image, mask = nib.load(scan), nib.load(out / f"{SUBJECTS[0]}_T2w_discs.nii.gz")
     volumes = pd.read_csv(out / "volumes.csv")
-    reference = pd.read_csv(args.reference)
-    levels = [c for c in reference.columns if c.startswith(("L", "S"))]
-    low, high = reference[levels].min() * 1000, reference[levels].max() * 1000
-    volumes["published_min_mm3"] = volumes["level"].map(low)
-    volumes["published_max_mm3"] = volumes["level"].map(high)
-    volumes["within_published_range"] = volumes["volume_mm3"].between(
-        volumes["published_min_mm3"], volumes["published_max_mm3"]
-    )
     volumes.to_csv(args.results / "final_volumes.csv", index=False)
-    shutil.copyfile(out / f"{args.subjects[0]}_T2w_qc.png", args.results / "qc_final.png")
     return {
+        "command": f"python train.py experiment=lumbar_t2 data.train_on_val=true  (then discnet predict on {scan.name})",
         "train_s": summary["wall_time_s"],
         "epochs": summary["epochs"],
-        "predict_s": round(seconds, 2),
         "training_fit_dsc": summary["last_val_dsc"],
-        "same_geometry": bool(same_geometry),
-        "volumes_within_published_range": int(volumes["within_published_range"].sum()),
-        "discs": len(volumes),
+        "same_geometry": bool(image.shape == mask.shape and (image.affine == mask.affine).all()),
+        "volumes_mm3": dict(zip(volumes["level"], volumes["volume_mm3"].round(0), strict=True)),
     }
 
 
-def write_tables(per_level: pd.DataFrame, final: dict | None, results: Path) -> None:
-    per_level.to_csv(results / "loo_metrics.csv", index=False)
-    whole = per_level[per_level["level"] == "all"]
-    folds = whole.pivot_table(index=["input", "orphan_removal"], columns="held_out", values="dice")
-    folds["mean"] = folds.mean(axis=1)
-    levels = per_level[per_level["level"] != "all"].pivot_table(
-        index=["input", "orphan_removal"], columns="level", values="dice"
-    )
-    times = whole[whole["orphan_removal"]].pivot_table(index="input", columns="held_out", values="train_s")
-    lines = [
-        "# Leave-one-out results (generated by run.py)",
-        "",
-        "Whole-volume Dice of the held-out subject (checkpoints/last.ckpt of each fold):",
-        "",
-        frame_markdown(folds),
-        "",
-        "Dice per disc level, mean over the three held-out subjects:",
-        "",
-        frame_markdown(levels),
-        "",
-        "Training wall time per fold (s):",
-        "",
-        frame_markdown(times, digits=0),
-    ]
-    if final is not None:
-        (results / "final.json").write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
-        lines += ["", "Final model on all three subjects:", "", "```json", json.dumps(final, indent=2), "```"]
-    (results / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    print("\n".join(lines))
-
-
 def main() -> None:
+    from report_tables import write_results
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "lumbar-t2")
     parser.add_argument(
@@ -210,15 +179,27 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=ROOT / "experiments" / "lumbar_t2" / "work")
     parser.add_argument("--results", type=Path, default=HERE / "results")
-    parser.add_argument("--inputs", nargs="+", default=["stretched", "raw"])
-    parser.add_argument("--subjects", nargs="+", default=list(SUBJECTS))
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     parser.add_argument("--no-final", action="store_true", help="skip the final model on all subjects")
     args = parser.parse_args()
     args.data, args.work = args.data.resolve(), args.work.resolve()
     args.results.mkdir(parents=True, exist_ok=True)
-    per_level = leave_one_out(args, args.work)
-    final = None if args.no_final else final_model(args, args.work)
-    write_tables(per_level, final, args.results)
+    tables, runs = [], {}
+    for held in SUBJECTS:
+        if run_dir := train(args, "recipe", held):
+            tables += score_run(args, "recipe", held, run_dir)
+        tables += baseline(args, held)
+    for variant in [v for v in args.variants if v != "recipe"]:
+        if run_dir := train(args, variant, ABLATION_FOLD):
+            runs[variant] = run_dir
+            tables += score_run(args, variant, ABLATION_FOLD, run_dir)
+    runs["recipe"] = args.work / "train" / "recipe" / ABLATION_FOLD
+    ensemble_table, hits = ensemble(args, {k: v for k, v in runs.items() if complete(v)})
+    if ensemble_table is not None:
+        tables.append(ensemble_table)
+    final = None if args.no_final else final_model(args)
+    write_results(pd.concat(tables, ignore_index=True), hits, final, args, ABLATION_FOLD)
 
 
 if __name__ == "__main__":
