@@ -14,11 +14,11 @@ from inference import Setup, paper_scan
 from machine import synchronize
 from omegaconf import OmegaConf
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
-
 from discnet.data.augment import augment_batch, augment_config, batch_generator
 from discnet.data.datamodule import DiscDataModule
 from discnet.models.segmenter import DiscSegmenter
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
 def _slices_per_s(loader, limit: int) -> tuple[float, int]:
