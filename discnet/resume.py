@@ -72,6 +72,39 @@ class RandomStates(Callback):
         random.setstate((version, tuple(internal), gauss))
 
 
+class WallTime(Callback):
+    """A run's wall time over all its segments: each checkpoint stores the time trained so far, and a
+    resumed run adds its own segment to the time read from the checkpoint it resumed from.
+
+    Example:
+        >>> clock = WallTime()
+        >>> clock.load_state_dict({"wall_time_s": 60.0})
+        >>> clock.total(segment=5.0)
+        65.0
+    """
+
+    def __init__(self):
+        self.previous = 0.0
+        self._start: float | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._start = time.perf_counter()
+
+    def segment(self) -> float:
+        """Seconds since this segment's fit started."""
+        return 0.0 if self._start is None else time.perf_counter() - self._start
+
+    def total(self, segment: float | None = None) -> float:
+        """The previous segments' time plus ``segment`` (default: this one so far)."""
+        return self.previous + (self.segment() if segment is None else segment)
+
+    def state_dict(self) -> dict:
+        return {"wall_time_s": self.total()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.previous = float(state_dict.get("wall_time_s", 0.0))
+
+
 def set_aside(path: Path) -> Path:
     """Rename ``path`` to ``<name>.unreadable-<time>`` beside it (kept for inspection); the new path."""
     aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")

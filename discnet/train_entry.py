@@ -7,7 +7,10 @@ overrides are checked first (:func:`check_overrides`), so an unknown or malforme
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shlex
+import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -25,6 +28,42 @@ from discnet.errors import InputError
 from discnet.training import SUMMARY, run, write_json
 
 log = logging.getLogger("discnet.train")
+#: The Hydra configs, inside the package (``discnet/conf``: in a checkout a link to ``conf/``).
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+#: What a failed launch leaves in its run folder before training starts (removed with the folder).
+_LAUNCH_FILES = (".hydra", "config.yaml")
+
+
+def program() -> str:
+    """How the user started training: ``train.py`` or ``discnet train`` (for messages)."""
+    return "train.py" if Path(sys.argv[0]).name == "train.py" else "discnet train"
+
+
+def resume_command(out: Path) -> str:
+    """The command line that resumes the run in ``out`` (its ``last.ckpt``): the same overrides, that folder."""
+    words = [w for w in sys.argv[1:] if not w.startswith("hydra.run.dir=")]
+    prog = f"python {sys.argv[0]}" if program() == "train.py" else "discnet train"
+    return " ".join([prog, *map(shlex.quote, [*words, f"hydra.run.dir={out}"])])
+
+
+def _launch_leftovers(out: Path) -> list[Path] | None:
+    """The files of a launch in ``out`` when that is all the folder holds (else None: keep the folder)."""
+    if not out.is_dir():
+        return None
+    entries = list(out.iterdir())
+    ours = [e for e in entries if e.name in _LAUNCH_FILES or e.suffix == ".log"]
+    return ours if len(ours) == len(entries) else None
+
+
+def _remove_failed_launch(out: Path, leftovers: list[Path]) -> None:
+    """Remove the run folder a failed launch created (Hydra's ``.hydra``, the job log, ``config.yaml``)."""
+    for entry in leftovers:
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        out.rmdir()
 
 
 def _multirun() -> bool:
@@ -56,22 +95,31 @@ def _record(cfg: DictConfig, status: str, error: str) -> Path:
 def guarded_run(cfg: DictConfig) -> float | None:
     """Run; return the best ``val/dsc`` (the value Hydra sweepers optimise).
 
-    Ctrl+C (SIGINT) records ``"status": "interrupted"`` and exits with code 130 (a sweep stops too).
+    Ctrl+C (SIGINT) records ``"status": "interrupted"``, prints the command that resumes and exits with
+    code 130 (a sweep stops too). A single run refused for bad input before anything was trained removes
+    the run folder its launch created (no empty timestamped folders); a sweep records it as failed.
     """
+    out = Path(cfg.paths.output_dir)
+    leftovers = _launch_leftovers(out)
     try:
         return run(cfg)["best_val_dsc"]
     except KeyboardInterrupt:
-        out = _record(cfg, "interrupted", "KeyboardInterrupt: interrupted by the user (SIGINT)")
-        print(f"train.py: interrupted; recorded in {out}; run the same command again to resume", file=sys.stderr)
+        recorded = _record(cfg, "interrupted", "KeyboardInterrupt: interrupted by the user (SIGINT)")
+        again = "run the same command again" if _multirun() else resume_command(out)
+        print(f"{program()}: interrupted; recorded in {recorded}; to resume: {again}", file=sys.stderr)
         sys.exit(130)
     except Exception as err:
-        out = Path(cfg.paths.output_dir)
-        _record(cfg, "failed", f"{type(err).__name__}: {err}")
         if _multirun():
+            _record(cfg, "failed", f"{type(err).__name__}: {err}")
             log.error("run failed (recorded in %s): %s\n%s", out / SUMMARY, err, traceback.format_exc())
             return None
+        launch_only = _launch_leftovers(out) if isinstance(err, InputError) and leftovers is not None else None
+        if launch_only is not None:
+            _remove_failed_launch(out, launch_only)
+        else:
+            _record(cfg, "failed", f"{type(err).__name__}: {err}")
         if isinstance(err, InputError):
-            print(f"train.py: error: {err}", file=sys.stderr)
+            print(f"{program()}: error: {err}", file=sys.stderr)
             sys.exit(2)
         raise
 
@@ -96,7 +144,7 @@ def override_error(argv: list[str], config_dir: str | Path, config_name: str) ->
         return None
     texts = [a for a in argv if not a.startswith("-")]
     multirun = len(texts) < len(argv)
-    fix = "see python train.py --help for the options (a new key needs a leading +)"
+    fix = f"see {program()} --help for the options (a new key needs a leading +)"
     try:
         overrides = OverridesParser.create().parse_overrides(texts)
     except HydraException as err:
@@ -149,5 +197,5 @@ def check_overrides(argv: list[str], config_dir: str | Path, config_name: str) -
     """Exit with one line and code 2 when an override in ``argv`` is unknown or malformed."""
     err = override_error(argv, config_dir, config_name)
     if err is not None:
-        print(f"train.py: error: {err}", file=sys.stderr)
+        print(f"{program()}: error: {err}", file=sys.stderr)
         sys.exit(2)

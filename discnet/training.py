@@ -26,7 +26,7 @@ from discnet.models.checkpoint import load_weights, read_checkpoint
 from discnet.models.checkpoint_io import SafeCheckpointIO
 from discnet.models.segmenter import DiscSegmenter
 from discnet.models.unet import count_parameters
-from discnet.resume import RandomStates, resume_path
+from discnet.resume import RandomStates, WallTime, resume_path
 from discnet.run_scores import SCORE_KEYS, epoch_scores
 from discnet.train_config import check_train_config
 
@@ -99,7 +99,7 @@ def _build(cfg: DictConfig, out: Path):
     quiet_lightning()
     terminal = is_terminal()  # a progress bar in a terminal, one line per epoch in a log file
     callbacks = [hydra.utils.instantiate(c) for k, c in cfg.callbacks.items() if terminal or k != "progress"]
-    callbacks += [RandomStates()] + ([] if terminal else [EpochLine()])
+    callbacks += [RandomStates(), WallTime()] + ([] if terminal else [EpochLine()])
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         logger=loggers or False,
@@ -113,7 +113,9 @@ def _build(cfg: DictConfig, out: Path):
 
 def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: float, status: str) -> dict:
     """The run's result. ``last`` and ``best``: the last and the best epoch's Dice (mean and per subject,
-    raw and after orphan removal); the top-level ``subjects`` are the best epoch's (older readers)."""
+    raw and after orphan removal); the top-level ``subjects`` are the best epoch's (older readers).
+    ``wall_time_s`` counts every segment of a resumed run, ``segment_wall_time_s`` this one (``wall``)."""
+    clock = next(c for c in trainer.callbacks if isinstance(c, WallTime))
     best = model.best
     last = epoch_scores(model.history[-1]) if model.history else None
     return {
@@ -136,7 +138,8 @@ def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: fl
         "best": {k: best.get(k) for k in SCORE_KEYS} if best["epoch"] is not None else None,
         "train_on_val": bool(cfg.data.get("train_on_val", False)),
         "epochs": int(trainer.current_epoch),
-        "wall_time_s": round(wall, 2),
+        "wall_time_s": round(clock.total(wall), 2),
+        "segment_wall_time_s": round(wall, 2),
         "device": str(trainer.strategy.root_device),
         "accelerator": type(trainer.accelerator).__name__,
         "precision": str(trainer.precision),

@@ -99,6 +99,7 @@ def test_sigint_records_interrupted(tiny_dataset, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "interrupted" and summary["seed"] == 0
     assert "interrupted" in err.strip().splitlines()[-1] and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith(f"hydra.run.dir={out}")  # the command that resumes it
 
 
 def _outputs(folder: Path) -> dict[str, float]:

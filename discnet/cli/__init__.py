@@ -27,6 +27,7 @@ VERBS = [
     "report",
     "convert",
     "export",
+    "train",
 ]
 
 
@@ -44,6 +45,7 @@ SUMMARIES = {
     "report": "leaderboards, statistics and figures (Dice per version, levels and grades, inter-reader)",
     "convert": "convert a Keras model (.h5, .keras, .weights.h5) into a discnet checkpoint",
     "export": "export a checkpoint's network to TorchScript or ONNX",
+    "train": "train a U-Net with Hydra overrides, as train.py (discnet train --help lists them)",
 }
 
 
@@ -55,7 +57,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb in VERBS:
-        if verb != selected and verb in SUMMARIES:
+        if verb == "train" or (verb != selected and verb in SUMMARIES):
             sub.add_parser(verb, help=SUMMARIES[verb], add_help=False)
         else:
             importlib.import_module(f"discnet.cli.{verb}").add_parser(sub)
@@ -65,6 +67,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     selected = next((a for a in argv if not a.startswith("-")), None)
+    if selected == "train":  # Hydra parses its own command line
+        from discnet.cli.train import main as train
+
+        return train(argv[argv.index("train") + 1 :])
     args = build_parser(selected if selected in VERBS else None).parse_args(argv)
     try:
         code = args.func(args)
