@@ -20,6 +20,8 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from discnet.backends import CHOICES as BACKEND_CHOICES
+from discnet.backends import prepare
 from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
 from discnet.evaluate import check_same_grid
@@ -87,6 +89,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="slices per forward pass (default 8)")
     parser.add_argument("--precision", choices=["32", "bf16"], default="32", help="float32 or bfloat16 autocast")
+    parser.add_argument(
+        "--backend",
+        choices=list(BACKEND_CHOICES),
+        default="auto",
+        help="what runs the network: torch (eager, channels-last), torchscript (frozen, oneDNN fusion), "
+        "onnxruntime or openvino (CPU only); auto (default): the fastest measured on this kind of device",
+    )
     parser.add_argument(
         "--input-preset", choices=list(PRESETS), help="input preset of checkpoints that do not record theirs"
     )
@@ -248,6 +257,8 @@ def _writable(out_dir: Path) -> None:
 def _check_args(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise InputError(None, f"--batch-size {args.batch_size} must be at least 1", "give --batch-size 8")
+    if args.precision != "32" and args.backend in ("onnxruntime", "openvino", "torchscript"):
+        raise InputError(None, f"--backend {args.backend} runs float32 only", "drop --precision or use --backend torch")
     if args.image_size is not None and args.image_size < 8:
         raise InputError(None, f"--image-size {args.image_size} is too small", "give the size the model was trained at")
 
@@ -324,7 +335,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(args.levels, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
     reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
-    models = load_models(args.ckpt, args.input_preset, args.image_size, device)
+    nets, input_cfg, size = load_models(args.ckpt, args.input_preset, args.image_size, device)
+    models = ([prepare(net, args.backend, device) for net in nets], input_cfg, size)
     _writable(args.output)
     ensemble = len(args.ckpt) * len(FLIPS[args.tta]) > 1 or reference is not None
     previous = _previous_rows(args.output / UNCERTAINTY) if ensemble and args.skip_existing else {}

@@ -22,6 +22,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import backends  # noqa: E402
 import evaluation  # noqa: E402
 import inference  # noqa: E402
 import memory  # noqa: E402
@@ -42,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         "--bf16-slices", type=int, help="slices timed in bf16 (default all; CPUs without native bf16 are slow)"
     )
     p.add_argument("--bf16-repeats", type=int, help="timed bf16 calls (default --repeats; 1 = no warm-up)")
-    p.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--sections", nargs="+", choices=(*SECTIONS, "backends"), default=list(SECTIONS))
+    p.add_argument("--compile", action="store_true", help="backends: also torch.compile (minutes to compile)")
+    p.add_argument(
+        "--train-step", nargs=2, type=int, default=(256, 2), metavar=("SIZE", "BATCH"), help="backends: training step"
+    )
     p.add_argument("--train-subjects", type=int, default=4, help="phantoms for the data-throughput section")
     p.add_argument(
         "--step",
@@ -97,12 +102,15 @@ def main(argv: list[str] | None = None) -> dict:
         if "memory" in args.sections:
             batches = tuple(args.memory_batches) if args.memory_batches else None
             results["memory"] = memory.run(setup, batches, tuple(args.memory_models))
+        if "backends" in args.sections:
+            results["backends"] = backends.run(setup, args.compile, tuple(args.train_step))
         results["bench_wall_s"] = round(time.perf_counter() - started, 1)
-    name = "quick" if args.quick else device.type
+    name = ("quick" if args.quick else device.type) + ("-backends" if args.sections == ["backends"] else "")
+    table = backends.markdown if args.sections == ["backends"] else markdown
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / f"results-{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (args.output / f"results-{name}.md").write_text(markdown(results), encoding="utf-8")
-    print(markdown(results))
+    (args.output / f"results-{name}.md").write_text(table(results), encoding="utf-8")
+    print(table(results))
     return results
 
 
