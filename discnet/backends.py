@@ -125,7 +125,7 @@ def _openvino(net: nn.Module, x: torch.Tensor) -> Callable:
 _BUILDERS = {"torchscript": _torchscript, "onnxruntime": _onnxruntime, "openvino": _openvino}
 _PACKAGES = {
     "onnxruntime": ("onnxruntime", "pip install 'discnet[onnx]'"),
-    "openvino": ("openvino", "pip install openvino"),
+    "openvino": ("openvino", "pip install 'discnet[openvino]'"),
 }
 
 
