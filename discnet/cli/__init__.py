@@ -49,6 +49,21 @@ SUMMARIES = {
 }
 
 
+#: Verbs that read images: ``--spacing`` gives TIFF stacks without spacing tags their voxel size.
+READS_IMAGES = ("predict", "overlay", "evaluate", "volumes", "measure", "agreement")
+
+
+def _add_tiff_spacing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--spacing",
+        dest="tiff_spacing",
+        type=float,
+        nargs=3,
+        metavar=("PAGE", "ROW", "COLUMN"),
+        help="voxel spacing in mm of TIFF stacks without spacing tags (between pages, rows, columns)",
+    )
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``selected`` verb's module is imported (all of them when None and unsummarised)."""
     parser = argparse.ArgumentParser(
@@ -61,6 +76,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             sub.add_parser(verb, help=SUMMARIES[verb], add_help=False)
         else:
             importlib.import_module(f"discnet.cli.{verb}").add_parser(sub)
+            if verb in READS_IMAGES:
+                _add_tiff_spacing(sub.choices[verb])
     return parser
 
 
@@ -72,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return train(argv[argv.index("train") + 1 :])
     args = build_parser(selected if selected in VERBS else None).parse_args(argv)
+    from discnet.io.tiff import given_spacing  # after parsing: --help stays quick
+
     try:
-        code = args.func(args)
+        with given_spacing(getattr(args, "tiff_spacing", None)):
+            code = args.func(args)
     except InputError as err:
         if args.debug:
             raise

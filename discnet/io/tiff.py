@@ -4,11 +4,15 @@ A TIFF carries no orientation, so discnet fixes one: pages run left -> right, ro
 columns anterior -> posterior (axis codes ``R, I, P``), i.e. each page is a sagittal slice as a radiologist
 views it. Spacing comes from ImageJ metadata (``spacing`` between pages, ``unit``) and the X/Y resolution
 tags, or is given explicitly. discnet also stores the exact spacing as ``discnet_spacing`` in the ImageJ
-description so that its own files round-trip bit for bit.
+description so that its own files round-trip bit for bit. Stacks without spacing tags take the spacing
+set by :func:`given_spacing` (the ``--spacing`` option of every verb that reads images).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +31,25 @@ _UNIT_MM = {
     "µm": 1e-3,
 }
 _RESOLUTION_UNIT_MM = {2: 25.4, 3: 10.0}
+
+
+_GIVEN_SPACING: ContextVar[tuple[float, float, float] | None] = ContextVar("discnet_tiff_spacing", default=None)
+
+
+@contextmanager
+def given_spacing(spacing: tuple[float, float, float] | None) -> Iterator[None]:
+    """TIFF stacks read inside the block without spacing tags get ``spacing`` (page, row, column in mm).
+
+    Example:
+        >>> with given_spacing((3.0, 0.5, 0.5)):
+        ...     _GIVEN_SPACING.get()
+        (3.0, 0.5, 0.5)
+    """
+    token = _GIVEN_SPACING.set(None if spacing is None else tuple(float(s) for s in spacing))
+    try:
+        yield
+    finally:
+        _GIVEN_SPACING.reset(token)
 
 
 def tiff_affine(spacing: tuple[float, float, float]) -> np.ndarray:
@@ -51,11 +74,12 @@ def _tag_spacing(tif: tifffile.TiffFile) -> tuple[float, float, float] | None:
 
 
 def read_tiff(path: Path, spacing: tuple[float, float, float] | None = None) -> Volume:
-    """Read a TIFF stack; ``spacing`` (page, row, column in mm) overrides the file's tags."""
+    """Read a TIFF stack; ``spacing`` (page, row, column in mm) overrides the file's tags, which override
+    :func:`given_spacing`'s."""
     with tifffile.TiffFile(str(path)) as tif:
         array = tif.asarray()
         found = _tag_spacing(tif)
-    spacing = tuple(spacing) if spacing is not None else found
+    spacing = tuple(spacing) if spacing is not None else found or _GIVEN_SPACING.get()
     if spacing is None:
         raise InputError(path, "TIFF stack has no voxel spacing in its tags", "give the spacing explicitly (--spacing)")
     if array.ndim == 2:
