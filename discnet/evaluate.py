@@ -9,6 +9,9 @@ extension (``.nii.gz``, ``.nrrd``, ...), then repeatedly drop a trailing :data:`
 Each pair gives one row for all discs together (``level = "all"``, both maps binarised with ``> 0``) and
 one row per disc level present in the truth, scored with :func:`discnet.metrics.overlap_table`: every
 predicted voxel counts against the physically nearest true disc, whatever label the prediction gave it.
+A prediction on another grid than its truth is compared in physical space (:func:`discnet.io.regrid.on_grid`:
+the same voxels in another axis order are reoriented exactly, a grid that really differs is resampled),
+with a :class:`GridNote` saying which.
 
 Example:
     >>> subject_key("preds/sub11_T2w_discs.nii.gz"), subject_key("5_Labels.nii.gz")
@@ -30,6 +33,7 @@ from discnet.errors import InputError
 from discnet.io import read_volume
 from discnet.io.atomic import full_suffix
 from discnet.io.files import SUFFIXES, volume_format
+from discnet.io.regrid import on_grid
 from discnet.io.volume import Volume
 from discnet.level_order import LevelOrderWarning, check_level_order
 from discnet.levels import LEVELS
@@ -147,6 +151,34 @@ def pair_files(
     return pairs, [n for n in truths if n not in preds], [n for n in preds if n not in truths]
 
 
+class GridNote(UserWarning):
+    """A prediction was put on its truth's grid (reoriented or resampled) before scoring."""
+
+
+def _on_truth_grid(pred: Volume, truth: Volume) -> Volume:
+    """``pred`` on ``truth``'s grid, warning (:class:`GridNote`) how; InputError when they do not overlap."""
+    moved, how = on_grid(pred, truth)
+    if how == "resampled" and pred.array.any() and not moved.array.any():
+        raise InputError(
+            pred.path, f"does not overlap its truth ({truth.path}) in physical space", "check that they are one scan"
+        )
+    if how == "reoriented":
+        warnings.warn(
+            f"{pred.path}: the truth's voxels in another axis order or direction; reoriented onto the truth's "
+            "grid (exact, no resampling)",
+            GridNote,
+            stacklevel=3,
+        )
+    elif how == "resampled":
+        warnings.warn(
+            f"{pred.path}: on another grid than its truth ({truth.path}: shape {truth.shape}, spacing "
+            f"{tuple(round(s, 3) for s in truth.spacing)}); resampled onto the truth's grid (nearest neighbour)",
+            GridNote,
+            stacklevel=3,
+        )
+    return moved
+
+
 def check_same_grid(a: Volume, b: Volume, what: str = "truth") -> None:
     """InputError (naming ``a``'s file) unless ``a`` and ``b`` have the same shape and affine (to 1e-4 mm).
 
@@ -248,7 +280,7 @@ def evaluate_files(
         line = check_level_order(truth, levels, ignore_level_order)
         if line:
             warnings.warn(line, LevelOrderWarning, stacklevel=2)
-        pred = read_volume(pred_path, kind="label")
+        pred = _on_truth_grid(read_volume(pred_path, kind="label"), truth)
         for row in evaluate_pair(pred, truth, levels):
             rows.append({"subject": subject, **row, "prediction": str(pred_path), "truth": str(truth_path)})
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("grade", "age")])

@@ -119,3 +119,4 @@ def test_agreement_cli_errors(tmp_path, capsys):
     assert main(["agreement", str(tmp_path / "A"), str(tmp_path / "B")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no subject is labelled by two readers" in err
+    assert "(subjects found: A: s1; B: s2)" in err  # what each folder held

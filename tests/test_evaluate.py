@@ -220,12 +220,13 @@ def _small(path: Path, shape=(4, 4, 3), affine=None) -> Path:
 @pytest.mark.parametrize(
     ("pred_name", "shape", "match"),
     [
-        ("s1_discs.nii.gz", (4, 5, 3), r"shape \(4, 5, 3\) differs from the truth's \(4, 4, 3\)"),
+        ("s1_discs.nii.gz", (4, 5, 3), r"does not overlap its truth .* in physical space"),  # 100 mm away
     ],
 )
 def test_evaluate_errors_are_one_line(tmp_path, capsys, pred_name, shape, match):
     _small(tmp_path / "truth" / "s1_labels.nii.gz")
-    pred = _small(tmp_path / "pred" / pred_name, shape)
+    far = np.array([[1, 0, 0, 100.0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
+    pred = _small(tmp_path / "pred" / pred_name, shape, far)
     out = tmp_path / "metrics.csv"
     assert main(["evaluate", "--pred", str(pred), "--truth", str(tmp_path / "truth"), "-o", str(out)]) == 2
     err = capsys.readouterr().err
@@ -238,3 +239,33 @@ def test_evaluate_needs_some_truth(tmp_path, capsys):
     pred = _small(tmp_path / "s1_discs.nii.gz")
     assert main(["evaluate", "--pred", str(pred), "-o", str(tmp_path / "m.csv")]) == 2
     assert "no ground truth given" in capsys.readouterr().err
+
+
+def _grid_case(tmp_path, how: str):
+    """An NRRD truth and a NIfTI prediction of it: the same voxels reordered, or on a finer grid."""
+    from discnet.io.files import write_like
+
+    truth = np.zeros((10, 12, 8), np.uint8)
+    truth[2:8, 7:9, 1:7], truth[2:8, 3:5, 1:7] = 2, 1  # label 2 (L4-L5) above label 1 (L5-S1) along S
+    affine = np.array([[0, 0, 3.0, -9], [1.0, 0, 0, 4], [0, 1.0, 0, -6], [0, 0, 0, 1]])  # axes: A, S, R
+    reference = Volume(truth, affine)
+    write_like(truth, reference, tmp_path / "sub1.nrrd")
+    if how == "reoriented":  # slices in reversed order and the axes in another order (as from a DICOM series)
+        pred = np.transpose(truth[:, :, ::-1], (2, 0, 1))
+        moved = affine @ np.array([[0, 1, 0, 0], [0, 0, 1, 0], [-1, 0, 0, 7], [0, 0, 0, 1.0]])
+    else:  # the same discs on a grid twice as fine in-plane
+        pred = truth.repeat(2, axis=0).repeat(2, axis=1)
+        moved = affine @ np.array([[0.5, 0, 0, -0.25], [0, 0.5, 0, -0.25], [0, 0, 1, 0], [0, 0, 0, 1.0]])
+    nib.save(nib.Nifti1Image(pred, moved), tmp_path / "sub1_discs.nii.gz")
+    return tmp_path / "sub1_discs.nii.gz", tmp_path / "sub1.nrrd"
+
+
+@pytest.mark.parametrize("how", ["reoriented", "resampled"])
+def test_a_prediction_on_another_grid_is_compared_in_physical_space(how, tmp_path, capsys):
+    pred, truth = _grid_case(tmp_path, how)
+    out = tmp_path / "metrics.csv"
+    assert main(["evaluate", "--pred", str(pred), "--truth", str(truth), "-o", str(out)]) == 0
+    notes = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and how in notes[0]
+    table = pd.read_csv(out)
+    assert table["dice"].tolist() == pytest.approx([1.0] * 3)

@@ -109,3 +109,29 @@ def test_onnx_without_the_onnx_package_says_what_to_install(checkpoints, tmp_pat
     with pytest.raises(InputError, match=r"discnet\[onnx\]"):
         export_network(checkpoints["trained"], tmp_path / "x.onnx", "onnx")
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    "offset, code",
+    [(1.83e-4, 0), (0.5, 2), (None, 2)],  # fp32 rounding (the 0.000183), a wrong export, a failing exporter
+    ids=["fp32 rounding", "wrong export", "exporter fails"],
+)
+def test_onnx_check_tolerates_fp32_and_any_failure_is_one_line(
+    offset, code, checkpoints, tmp_path, monkeypatch, capsys
+):
+    def fake_onnx(module, x, path, output, dynamic_size):
+        if offset is None:
+            raise RuntimeError("ONNX export failed: Couldn't export operator\nlong internal details")
+        path.write_bytes(b"onnx")
+        with torch.no_grad():
+            return module(x).numpy() + offset
+
+    monkeypatch.setattr("discnet.export._onnx", fake_onnx)
+    out = tmp_path / "net.onnx"
+    capsys.readouterr()
+    assert main(["export", str(checkpoints["trained"]), "--format", "onnx", "-o", str(out)]) == code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert out.is_file() == (code == 0) and list(tmp_path.iterdir()) == ([out] if code == 0 else [])
+    if code:
+        assert len(err) == 1 and err[0].startswith("discnet export: error:"), err
+        assert ("differs from PyTorch by 0.5" if offset else "onnx export failed (RuntimeError") in err[0]

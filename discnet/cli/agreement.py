@@ -125,6 +125,14 @@ def run_volumes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _listed(files: dict, most: int = 8) -> str:
+    """The subject names of one reader's files, the first ``most`` of them."""
+    names = list(files)
+    if not names:
+        return "none"
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.volumes:
         return run_volumes(args)
@@ -139,8 +147,11 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.subjects, require_labels=False, check_files=False) if args.subjects else None
     table = agreement_table(readers, levels, manifest)
     if table.empty:
+        found = "; ".join(f"{reader}: {_listed(files)}" for reader, files in readers.items())
         raise InputError(
-            None, "no subject is labelled by two readers", "name each subject's files alike in every folder"
+            None,
+            f"no subject is labelled by two readers (subjects found: {found})",
+            "name each subject's files alike in every folder (the subject is the file name without _discs, -seg, ...)",
         )
     subjects = list(dict.fromkeys(s for files in readers.values() for s in files))
     for subject in subjects:

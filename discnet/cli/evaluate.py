@@ -17,7 +17,7 @@ import pandas as pd
 
 from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
-from discnet.evaluate import collect_label_files, evaluate_files, manifest_names, pair_files, summary_table
+from discnet.evaluate import GridNote, collect_label_files, evaluate_files, manifest_names, pair_files, summary_table
 from discnet.io import read_levels
 from discnet.io.atomic import atomic_path
 from discnet.io.guard import refuse_input
@@ -101,10 +101,13 @@ def run(args: argparse.Namespace) -> int:
     refuse_input(args.output, [*(f for pair in pairs.values() for f in pair), args.levels, args.subjects])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LevelOrderWarning)
+        warnings.simplefilter("always", GridNote)
         table = evaluate_files(pairs, levels, manifest, args.ignore_level_order)
     for warning in caught:
         if issubclass(warning.category, LevelOrderWarning):
             print(f"warning: {warning.message}", file=sys.stderr)
+        elif issubclass(warning.category, GridNote):
+            print(f"note: {warning.message}")
     with atomic_path(args.output) as tmp:
         table.to_csv(tmp, index=False)
     if manifest is not None:
