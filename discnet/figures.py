@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
+from discnet.errors import InputError
 from discnet.io.atomic import atomic_path
 from discnet.runs import natural_key
 
@@ -48,9 +49,26 @@ def colours(names: Sequence[str]) -> dict[str, tuple]:
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
-def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` atomically (format from the suffix)."""
+#: Picture formats matplotlib writes here, by file name ending.
+FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def check_picture_name(path: str | Path) -> Path:
+    """``path`` when its ending is a picture format of :data:`FORMATS`; InputError otherwise.
+
+    Example:
+        >>> check_picture_name("qc.svg").name
+        'qc.svg'
+    """
     path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise InputError(path, "is not a picture file name", f"end it with one of {', '.join(FORMATS)}")
+    return path
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` atomically (format from the suffix, one of :data:`FORMATS`)."""
+    path = check_picture_name(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI)
     return path

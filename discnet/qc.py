@@ -28,6 +28,7 @@ from matplotlib.patches import Patch
 
 from discnet.data.slices import to_slices
 from discnet.errors import InputError
+from discnet.figures import check_picture_name
 from discnet.io import Volume, to_canonical
 from discnet.io.atomic import atomic_path
 from discnet.io.levels import default_levels
@@ -43,7 +44,6 @@ LEVEL_COLOURS = ((0.0, 0.45, 0.70), (0.90, 0.60, 0.0), (0.0, 0.62, 0.45), (0.94,
 #: Sagittal slices in the default ``discnet predict --qc`` montage.
 MONTAGE = 5
 ALPHA = 0.55
-FORMATS = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 PANEL_INCHES = 4.0
 
 
@@ -178,9 +178,7 @@ def write_overlay(
     out: str | Path, image: Volume, prediction: np.ndarray, truth: np.ndarray | None = None, **kwargs
 ) -> Path:
     """Draw :func:`overlay_figure` and write it atomically to ``out`` (.png, .pdf, .svg or .jpg)."""
-    out = Path(out)
-    if out.suffix.lower() not in FORMATS:
-        raise InputError(out, "is not a picture file name", f"end it with one of {', '.join(FORMATS)}")
+    out = check_picture_name(out)
     fig = overlay_figure(image, prediction, truth, **kwargs)
     with atomic_path(out) as tmp:
         fig.savefig(tmp)

@@ -85,6 +85,9 @@ def add_parser(subparsers) -> None:
         action="store_true",
         help="also write <name>_qc.png: 5 sagittal slices across the disc column, each disc's volume in the legend",
     )
+    parser.add_argument(
+        "--qc-format", choices=("png", "jpg", "pdf", "svg"), default="png", help="picture format of --qc (default png)"
+    )
     parser.add_argument("--skip-existing", action="store_true", help="keep outputs already written (volumes re-read)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="slices per forward pass (default 8)")
@@ -220,7 +223,7 @@ def plan_jobs(found: list[tuple[str, Path]], out_dir: Path, args: argparse.Names
             image,
             out_dir / f"{name}{MASK}{suffix}",
             out_dir / f"{name}{PROB}{suffix}" if args.probabilities else None,
-            out_dir / f"{name}{QC}.png" if args.qc else None,
+            out_dir / f"{name}{QC}.{args.qc_format}" if args.qc else None,
         )
         for out in [*job.outputs(), out_dir / VOLUMES]:
             if out.resolve().parent != root:
