@@ -129,6 +129,7 @@ def print_tables(board, versions, response: str, total: int, score: str) -> None
 
 def run(args: argparse.Namespace) -> int:
     from discnet.errors import InputError
+    from discnet.io.guard import protect
     from discnet.report import leaderboard_tables, write_leaderboards, write_text
     from discnet.runs import RESPONSES, final_model, has_response, run_means, score_name
 
@@ -136,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, f"-n {args.top} is not a positive number of runs", "give e.g. -n 20")
     if args.output is not None and args.output.is_file():
         raise InputError(args.output, "is a file", "give a folder for the leaderboard files")
+    protect([args.table])
     long = load_run_sources(args)
     for response in (r for r in RESPONSES if has_response(long, r)):
         board, versions = leaderboard_tables(long, args.top, response)

@@ -19,6 +19,7 @@ from discnet.evaluate import collect_label_files, subject_key
 from discnet.io import read_levels
 from discnet.io.atomic import atomic_path, full_suffix
 from discnet.io.files import SUFFIXES, volume_format
+from discnet.io.guard import protect
 from discnet.morphometry import UNITS, measurements_table, tidy
 from discnet.volumes import LabelMappingWarning
 
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.output.is_file():
         raise InputError(args.output, "is a file", "give a folder for the measurements")
+    protect([*args.labels, *(args.images or []), args.subjects, args.levels])
     levels = read_levels(args.levels)
     scans = _scans(args)
     cfg = InputConfig(stretch=args.stretch, lower=args.lower, upper=args.upper)

@@ -55,10 +55,12 @@ def measurement_report(path: Path, out: Path) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from discnet.cli.stats import analyse_inputs, load_inputs
     from discnet.errors import InputError
+    from discnet.io.guard import protect
     from discnet.report import write_report
 
     if args.output.is_file():
         raise InputError(args.output, "is a file", "give a folder for the report")
+    protect([args.table, args.metrics, args.agreement, args.measurements])
     if args.top < 1:
         raise InputError(None, f"-n {args.top} is not a positive number of runs", "give e.g. -n 20")
     if args.measurements is not None:

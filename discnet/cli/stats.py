@@ -120,10 +120,12 @@ def analyse_inputs(args: argparse.Namespace, inputs: dict):
 
 def run(args: argparse.Namespace) -> int:
     from discnet.errors import InputError
+    from discnet.io.guard import protect
     from discnet.report import stats_markdown, write_stats
 
     if args.output is not None and args.output.is_file():
         raise InputError(args.output, "is a file", "give a folder for stats.md and the CSV tables")
+    protect([getattr(args, "table", None), args.metrics, args.agreement])
     inputs = load_inputs(args)
     analysis = analyse_inputs(args, inputs)
     print(stats_markdown(analysis, inputs["intro"], args.pooled_sd, args.alpha))

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from discnet.errors import InputError
+from discnet.io.guard import check_output
 
 #: Errors of a full, read-only or forbidden output disk: reported as one line naming the output.
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG, errno.EACCES, errno.EPERM}
@@ -75,6 +76,7 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     read-only disk becomes an InputError naming ``final``.
     """
     final = Path(final)
+    check_output(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:

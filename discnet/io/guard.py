@@ -69,6 +69,22 @@ class InputFiles:
                 raise InputError(out, f"output path equals {what}{shown}", _FIX)
 
 
+_PROTECTED: list[InputFiles] = []
+
+
+def protect(inputs: Iterable[str | os.PathLike | None], what: str = "an input file") -> None:
+    """Register the files a command reads: every later :func:`~discnet.io.atomic.atomic_path` write in
+    this process refuses to replace one of them (verbs whose outputs are named by the code, not the user:
+    report, leaderboard, stats, measure). ``.csv`` inputs protect the files they name too."""
+    _PROTECTED.append(InputFiles(inputs, what))
+
+
+def check_output(out: str | os.PathLike) -> None:
+    """InputError when ``out`` is a file registered with :func:`protect`."""
+    for files in _PROTECTED:
+        files.refuse(out)
+
+
 def refuse_input(
     out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], what: str = "an input file"
 ) -> None:
