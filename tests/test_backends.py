@@ -81,6 +81,25 @@ def test_predict_cli_refuses_bf16_with_a_float32_backend(tmp_path, capsys):
     assert "--backend onnxruntime runs float32 only" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("backend", ["auto", *BACKENDS[1:]])
+def test_predict_cli_backend_writes_the_pytorch_probabilities(tmp_path, backend):
+    from discnet.cli import main
+    from tests.test_predict import save_checkpoint, synthetic
+
+    if not _installed(backend):
+        pytest.skip(f"{backend} not installed")
+    ckpt = save_checkpoint(tmp_path / "m.ckpt", seed=3)
+    scan, _ = synthetic(tmp_path)
+    maps = {}
+    for name in ("torch", backend):
+        out = tmp_path / name
+        args = ["predict", "--ckpt", str(ckpt), str(scan), "-o", str(out), "--probabilities", "--device", "cpu"]
+        assert main([*args, "--backend", name, "--batch-size", "4"]) == 0
+        maps[name] = read_volume(out / "scan_prob.nii.gz").array
+    assert maps["torch"].std() > 0
+    assert np.abs(maps[backend] - maps["torch"]).max() <= TOLERANCE
+
+
 def test_real_scan_dice_is_the_same_with_every_backend(lumbar_dir):
     scan = read_volume(lumbar_dir / "sub11_T2w.nii.gz")
     truth = read_volume(lumbar_dir / "sub11_discs.nii.gz", kind="label").array > 0

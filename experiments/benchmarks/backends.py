@@ -4,9 +4,10 @@ Every variant runs the network part of ``discnet predict`` (:func:`discnet.infer
 the volume's slices, probabilities resized back) on the same prepared slices and weights. Variants are
 timed interleaved (A B C ... A B C ...: one warm-up round, then ``repeats`` timed rounds) so that a machine
 shared with other work slows them alike; the figures are medians and ratios to today's path (eager
-PyTorch, contiguous memory, batch 8). Build times (trace, export, compile) are timed apart. Then
-``discnet predict`` end to end, today's path against the fastest variant, interleaved the same way, and
-one training step (forward, backward, AdamW) contiguous against channels-last.
+PyTorch, contiguous memory, batch 8). Build times (trace, export, compile, with the first forward pass
+of one slice) are timed apart. Then ``discnet predict`` end to end, today's path against the fastest
+variant, interleaved the same way, and one training step (forward, backward, AdamW) contiguous against
+channels-last.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _interleaved(calls: dict, repeats: int) -> dict:
 
 def _variants(net, setup, threads: int, compile_: bool) -> tuple[dict, dict]:
     """Name -> (module, batch size, threads), and the build seconds of each eagerly built variant."""
-    example = torch.zeros(setup.batch_size, 1, setup.image_size, setup.image_size)
+    example = torch.zeros(1, 1, setup.image_size, setup.image_size)  # one slice: a build takes any batch
     variants, builds = {TODAY: (net, setup.batch_size, threads)}, {}
     variants["torch, 1 thread"] = (net, setup.batch_size, 1)
     variants["torch channels-last"] = (prepare(net, "torch", channels_last=True), setup.batch_size, threads)
@@ -183,7 +184,7 @@ def _end_to_end(setup, ckpt, image, best: str) -> dict:
 
 
 def _row(cells) -> str:
-    return "| " + " | ".join(str(c) for c in cells) + " |"
+    return "| " + " | ".join(f"{c:.4g}" if isinstance(c, float) else str(c) for c in cells) + " |"
 
 
 def markdown(results: dict) -> str:
@@ -197,7 +198,17 @@ def markdown(results: dict) -> str:
         f"({b['gflop_per_slice']} GFLOP per slice forward); medians of interleaved rounds on a machine shared "
         "with other work (ratios hold, absolute times do not).",
         "",
-        _row(["variant", "median s", "x today", "GFLOP/s", "of theoretical peak", "build s", "first call s"]),
+        _row(
+            [
+                "variant",
+                "median s",
+                "x today",
+                "GFLOP/s",
+                "of theoretical peak",
+                "build s (with a forward)",
+                "first call s",
+            ]
+        ),
         _row(["---"] * 7),
     ]
     for name, e in b["network"].items():
