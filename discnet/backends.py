@@ -52,8 +52,8 @@ def channels_last_default(device: str | torch.device) -> bool:
 class Backend(nn.Module):
     """A network run by ``backend``: ``forward(x)`` returns what the network returns (logits).
 
-    Holds the original network (its parameters tell the device, its shape helpers stay usable) and one
-    compiled runner per input shape (channels, height, width; any batch size).
+    Holds the network (the original, or its channels-last copy for eager PyTorch: its parameters tell the
+    device, its shape helpers stay usable) and one compiled runner per input shape (channels, height, width; any batch size).
     """
 
     def __init__(self, net: nn.Module, backend: str, build: Callable[[nn.Module, torch.Tensor], Callable]):
@@ -72,9 +72,8 @@ class Backend(nn.Module):
         return self._runners[key](x)
 
 
-def _channels_last(net: nn.Module) -> Callable[[nn.Module, torch.Tensor], Callable]:
-    fast = copy.deepcopy(net).to(memory_format=torch.channels_last)
-    return lambda module, x: lambda batch: fast(batch.contiguous(memory_format=torch.channels_last))
+def _channels_last(net: nn.Module, x: torch.Tensor) -> Callable:
+    return lambda batch: net(batch.contiguous(memory_format=torch.channels_last))
 
 
 def _torchscript(net: nn.Module, x: torch.Tensor) -> Callable:
@@ -159,5 +158,5 @@ def prepare(
     if name == "torch":
         if not (channels_last_default(device) if channels_last is None else channels_last):
             return net
-        return Backend(net, name, _channels_last(net))
+        return Backend(copy.deepcopy(net).to(memory_format=torch.channels_last), name, _channels_last)
     return Backend(net, name, _BUILDERS[name])
