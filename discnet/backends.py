@@ -34,7 +34,8 @@ BACKENDS = ("torch", "torchscript", "onnxruntime", "openvino")
 CHOICES = ("auto", *BACKENDS)
 #: Largest difference of logits (and so of disc probability) allowed against eager PyTorch on the same input.
 TOLERANCE = 1e-4
-#: What ``auto`` runs on a CPU (the fastest measured in ``results-cpu-backends.md``); GPUs run ``torch``.
+#: What ``auto`` runs on a CPU: eager channels-last (no build; OpenVINO and ONNX Runtime run the network faster but
+#: build for about 16 s per predict call, ``results-cpu-backends.md``); GPUs run ``torch``.
 CPU_AUTO = "torch"
 
 

@@ -97,7 +97,7 @@ def add_parser(subparsers) -> None:
         choices=list(BACKEND_CHOICES),
         default="auto",
         help="what runs the network: torch (eager, channels-last), torchscript (frozen, oneDNN fusion), "
-        "onnxruntime or openvino (CPU only); auto (default): the fastest measured on this kind of device",
+        "onnxruntime or openvino (CPU only; faster networks, but a build of seconds per call); auto (default): torch",
     )
     parser.add_argument(
         "--input-preset", choices=list(PRESETS), help="input preset of checkpoints that do not record theirs"
