@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from discnet.data.augment import augment_batch, augment_config, batch_generator
 from discnet.data.datamodule import DiscDataModule
+from discnet.models.optimizer import build_optimizer
 from discnet.models.segmenter import DiscSegmenter
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -139,7 +140,7 @@ def step_overhead(setup: Setup, base_filters: int, image_size: int, batch_size: 
 
     torch.manual_seed(0)
     plain = DiscSegmenter(net=net, optim=optim).to(setup.device)
-    optimizer = plain.configure_optimizers()
+    optimizer = build_optimizer(plain.parameters(), dict(plain.hparams.optim), total_steps=steps)
     optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
     plain.train()
     times = []
