@@ -21,6 +21,7 @@ import time
 import warnings
 
 import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
 
 _NOISE = ("💡 Tip:", "Loading `train_dataloader` to estimate number of stepping batches")
 _COLUMNS = (
@@ -47,6 +48,14 @@ def is_terminal(stream=None) -> bool:
     """Whether ``stream`` (default: standard output) is an interactive terminal."""
     stream = sys.stdout if stream is None else stream
     return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class EpochProgressBar(RichProgressBar):
+    """Rich's bar counting epochs from 1: the third of 3 epochs shows as "Epoch 3/3", not "Epoch 2/2"."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        text = f"Epoch {current_epoch + 1}" + (f"/{self.trainer.max_epochs}" if self.trainer.max_epochs else "")
+        return f"{text:{len(self.validation_description)}}"
 
 
 class EpochLine(L.Callback):

@@ -27,3 +27,13 @@ def test_lightnings_tip_is_dropped_and_other_messages_kept(caplog):
         rank_zero_info("Loading `train_dataloader` to estimate number of stepping batches.")
         rank_zero_info("GPU available: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]
+
+
+def test_the_progress_bar_counts_epochs_from_one():
+    from types import SimpleNamespace
+
+    from discnet.epoch_log import EpochProgressBar
+
+    bar = EpochProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=3)
+    assert bar._get_train_description(2).strip() == "Epoch 3/3"
