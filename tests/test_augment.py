@@ -92,3 +92,14 @@ def test_probabilities_are_per_slice():
 def test_a_probability_outside_0_1_is_refused():
     with pytest.raises(ValueError, match="gamma_p"):
         augment_config({"gamma_p": 1.5})
+
+
+@pytest.mark.parametrize("transform", ["rotation_p", "scaling_p", "elastic_p"])
+def test_a_spatial_transform_leaves_the_slices_it_skips_bit_identical(transform):
+    images, labels = _batch(n=40, size=24)
+    out, out_labels = augment_batch(
+        images, labels, dataclasses.replace(AugmentConfig(), **{transform: 0.3}), batch_generator(0, 0, 0)
+    )
+    kept = ~(out != images).flatten(1).any(1)
+    assert 0 < int(kept.sum()) < len(images)
+    assert torch.equal(out[kept], images[kept]) and torch.equal(out_labels[kept], labels[kept])

@@ -115,8 +115,12 @@ def _chosen(n: int, p: float, g: torch.Generator) -> torch.Tensor:
     return torch.nonzero(torch.rand(n, generator=g) < p).flatten()
 
 
-def _displacement(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor | None:
-    """(n, 2, H, W) displacement in pixels (rows, columns), or None when no sample is warped."""
+def _displacement(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator):
+    """The samples to warp and their (k, 2, H, W) displacement in pixels (rows, columns).
+
+    Every draw is made for all ``n`` samples (the generator advances alike whatever is chosen); the
+    field is built only for the samples a spatial transform applies to.
+    """
     h, w = size
     angle = torch.where(torch.rand(n, generator=g) < cfg.rotation_p, _uniform(n, (-1, 1), g), torch.zeros(n))
     angle = angle * math.radians(cfg.rotation_deg)
@@ -124,31 +128,32 @@ def _displacement(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Ge
     elastic = torch.rand(n, generator=g) < cfg.elastic_p
     coarse = max(2, round(1.0 / max(cfg.elastic_sigma, 1e-3)))
     noise = torch.randn(n, 2, coarse, coarse, generator=g) * cfg.elastic_magnitude * max(h, w)
-    warped = (angle != 0) | (zoom != 1) | elastic
-    if not bool(warped.any()):
-        return None
+    idx = torch.nonzero((angle != 0) | (zoom != 1) | elastic).flatten()
+    if not len(idx):
+        return idx, None
+    angle, zoom, elastic, noise = angle[idx], zoom[idx], elastic[idx], noise[idx]
     rows = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
     cols = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
     r, c = torch.meshgrid(rows, cols, indexing="ij")
     cos, sin = (torch.cos(angle) / zoom)[:, None, None], (torch.sin(angle) / zoom)[:, None, None]
     # Output pixel (r, c) samples the input at the inverse rotation / scaling of (r, c).
-    src_r, src_c = cos * r - sin * c, sin * r + cos * c
-    ddf = torch.stack([src_r - r, src_c - c], dim=1)
+    ddf = torch.stack([cos * r - sin * c - r, sin * r + cos * c - c], dim=1)
     if bool(elastic.any()):
-        smooth = F.interpolate(noise, size=(h, w), mode="bicubic", align_corners=True)
-        ddf = ddf + smooth * elastic[:, None, None, None]
-    return ddf
+        bent = torch.nonzero(elastic).flatten()
+        ddf[bent] += F.interpolate(noise[bent], size=(h, w), mode="bicubic", align_corners=True)
+    return idx, ddf
 
 
 def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator):
-    ddf = _displacement(len(images), tuple(images.shape[-2:]), cfg, g)
+    idx, ddf = _displacement(len(images), tuple(images.shape[-2:]), cfg, g)
     if ddf is not None:
-        ddf = ddf.to(images.device)
+        idx, ddf = idx.to(images.device), ddf.to(images.device)
+        images, labels = images.clone(), labels.clone()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            images = Warp(mode="bilinear", padding_mode="zeros")(images, ddf)
-            warped = Warp(mode="nearest", padding_mode="zeros")(labels[:, None].float(), ddf)
-        labels = warped[:, 0].round().to(labels.dtype)
+            images[idx] = Warp(mode="bilinear", padding_mode="zeros")(images[idx], ddf)
+            warped = Warp(mode="nearest", padding_mode="zeros")(labels[idx][:, None].float(), ddf)
+        labels[idx] = warped[:, 0].round().to(labels.dtype)
     mirror = _chosen(len(images), cfg.mirror_p, g).to(images.device)
     if len(mirror):
         images, labels = images.clone(), labels.clone()
