@@ -92,7 +92,7 @@ def write_results(rows: pd.DataFrame, hits: pd.DataFrame | None, final: dict | N
     ablation.to_csv(args.results / "ablation.csv")
     if hits is not None:
         hits.to_csv(args.results / "flag_hit_rate.csv", index=False)
-        lines += [f"## QC flags of the 3-seed ensemble on {fold} (a disc is wrong below Dice 0.8)", ""]
+        lines += ["## QC flags of the 3-seed ensembles, all folds pooled (a disc is wrong below Dice 0.8)", ""]
         lines += [frame_markdown(hits.set_index("rule")), ""]
     history = curves(args, fold)
     if not history.empty:

@@ -5,7 +5,7 @@ held-out scan with ``last.ckpt`` (never the best epoch, which is chosen on the h
 with and without orphan removal and with test-time mirroring, and score it with ``discnet evaluate``;
 train the MONAI baseline (``monai_baseline.py``) on the same fold with the same number of steps and score
 its masks the same way. On one fold, the ablations (each lever of the recipe switched off), the paper's
-preset and a three-seed ensemble with its QC flags. Then the final model on all three scans. Every step
+preset; on every fold two more seeds of the recipe, the three-seed ensemble and its QC flags' hit rate. Then the final model on all three scans. Every step
 is a command printed before it runs; finished steps are skipped on a re-run (``--score-only`` scores the
 runs that exist and trains nothing). Results go to ``--results``.
 
@@ -128,20 +128,20 @@ def baseline(args, held: str) -> list[pd.DataFrame]:
     ]
 
 
-def ensemble(args, runs: dict[str, Path]) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The three seeds of the ablation fold as one ensemble; its scores and the QC flag's hit rate."""
-    from discnet.uncertainty import flag_hit_rate
+SEEDS = ("recipe", "recipe_seed1", "recipe_seed2")
 
-    seeds = [runs.get(v) for v in ("recipe", "recipe_seed1", "recipe_seed2")]
-    if any(s is None for s in seeds):
+
+def ensemble(args, held: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The three seeds of fold ``held`` as one ensemble: its scores, and its uncertainty rows."""
+    seeds = [args.work / "train" / v / held for v in SEEDS]
+    if not all(complete(s) for s in seeds):
         return None, None
-    out = args.work / "predict" / "ensemble" / ABLATION_FOLD
+    out = args.work / "predict" / "ensemble" / held
     ckpts = [s / "checkpoints" / "last.ckpt" for s in seeds]
-    table = predict(args, ckpts, ABLATION_FOLD, out, "--reference", args.reference).assign(
-        orphan_removal=True, tta="none", method="discnet recipe, 3-seed ensemble", held_out=ABLATION_FOLD
+    table = predict(args, ckpts, held, out, "--reference", args.reference).assign(
+        orphan_removal=True, tta="none", method="discnet recipe, 3-seed ensemble", held_out=held
     )
-    hits = flag_hit_rate(pd.read_csv(out / "uncertainty.csv"), table)
-    return table, hits
+    return table, pd.read_csv(out / "uncertainty.csv")
 
 
 def final_model(args) -> dict | None:
@@ -185,19 +185,26 @@ def main() -> None:
     args = parser.parse_args()
     args.data, args.work = args.data.resolve(), args.work.resolve()
     args.results.mkdir(parents=True, exist_ok=True)
-    tables, runs = [], {}
+    tables, ensembles, uncertainty = [], [], []
     for held in SUBJECTS:
         if run_dir := train(args, "recipe", held):
             tables += score_run(args, "recipe", held, run_dir)
         tables += baseline(args, held)
     for variant in [v for v in args.variants if v != "recipe"]:
-        if run_dir := train(args, variant, ABLATION_FOLD):
-            runs[variant] = run_dir
-            tables += score_run(args, variant, ABLATION_FOLD, run_dir)
-    runs["recipe"] = args.work / "train" / "recipe" / ABLATION_FOLD
-    ensemble_table, hits = ensemble(args, {k: v for k, v in runs.items() if complete(v)})
-    if ensemble_table is not None:
-        tables.append(ensemble_table)
+        for held in SUBJECTS if variant in SEEDS else (ABLATION_FOLD,):
+            if run_dir := train(args, variant, held):
+                tables += score_run(args, variant, held, run_dir)
+    for held in SUBJECTS:
+        table, members = ensemble(args, held)
+        if table is not None:
+            ensembles.append(table)
+            uncertainty.append(members)
+    tables += ensembles
+    hits = None
+    if ensembles:
+        from discnet.uncertainty import flag_hit_rate
+
+        hits = flag_hit_rate(pd.concat(uncertainty), pd.concat(ensembles)).assign(folds=len(ensembles))
     final = None if args.no_final else final_model(args)
     write_results(pd.concat(tables, ignore_index=True), hits, final, args, ABLATION_FOLD)
 
