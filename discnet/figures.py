@@ -18,7 +18,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import numpy as np
@@ -66,9 +68,39 @@ def check_picture_name(path: str | Path) -> Path:
     return path
 
 
+_FORMAT: ContextVar[str | None] = ContextVar("figure_format", default=None)
+
+
+@contextmanager
+def figure_format(fmt: str | None) -> Iterator[None]:
+    """Figures saved inside the block by :func:`save` take the format ``fmt`` (``svg``; None: their own).
+
+    The ``--figure-format`` option of the verbs that write figures under fixed names (report,
+    leaderboard, agreement).
+
+    Example:
+        >>> with figure_format("svg"):
+        ...     _named("leaderboard.png").name
+        'leaderboard.svg'
+    """
+    if fmt is not None:
+        check_picture_name(f"figure.{fmt}")
+    token = _FORMAT.set(fmt)
+    try:
+        yield
+    finally:
+        _FORMAT.reset(token)
+
+
+def _named(path: str | Path) -> Path:
+    fmt = _FORMAT.get()
+    return check_picture_name(Path(path) if fmt is None else Path(path).with_suffix(f".{fmt}"))
+
+
 def save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig`` atomically (format from the suffix, one of :data:`FORMATS`)."""
-    path = check_picture_name(path)
+    """Write ``fig`` atomically and return its path: format from the suffix (one of :data:`FORMATS`),
+    or the one :func:`figure_format` sets."""
+    path = _named(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=DPI)
     return path

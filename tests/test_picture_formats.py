@@ -43,3 +43,23 @@ def test_a_picture_name_of_another_kind_is_refused_in_one_line(tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a picture file name" in err[0] and ".svg" in err[0]
     assert not (tmp_path / "qc.tif").exists()
+
+
+@pytest.mark.parametrize("fmt", ["svg", "pdf"])
+def test_report_leaderboard_and_agreement_write_the_figure_format_asked(fmt, tmp_path):
+    from tests.test_volume_agreement import _write_tables
+
+    table = tmp_path / "runs.csv"
+    rows = [f"v{v},{s},s{j},{0.8 + 0.05 * v + 0.01 * s + 0.002 * j}" for v in range(2) for s in range(3) for j in range(3)]
+    table.write_text("version,seed,subject,dsc\n" + "\n".join(rows) + "\n")
+    for verb in ("report", "leaderboard"):
+        out = tmp_path / verb
+        assert discnet.cli.main([verb, "--table", str(table), "-o", str(out), "--figure-format", fmt]) == 0
+        pictures = [p for p in out.iterdir() if p.suffix in (".png", f".{fmt}")]
+        assert pictures and all(p.suffix == f".{fmt}" and p.read_bytes().startswith(MAGIC[fmt]) for p in pictures)
+    pred, manual, _ = _write_tables(tmp_path)
+    out = tmp_path / "agreement.csv"
+    args = ["agreement", "--volumes", str(pred), str(manual), "-o", str(out), "--figure-format", fmt]
+    assert discnet.cli.main(args) == 0
+    assert (tmp_path / f"agreement_bland_altman.{fmt}").read_bytes().startswith(MAGIC[fmt])
+    assert not (tmp_path / "agreement_bland_altman.png").exists()

@@ -64,6 +64,18 @@ def _add_tiff_spacing(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Verbs that write figures under fixed names: ``--figure-format`` picks their picture format.
+WRITES_FIGURES = ("report", "leaderboard", "agreement")
+
+
+def _add_figure_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--figure-format",
+        choices=("png", "jpg", "pdf", "svg"),
+        help="picture format of the figures written (default png)",
+    )
+
+
 def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
     """The parser; ``selected`` verb's module is imported (all of them when None and unsummarised)."""
     parser = argparse.ArgumentParser(
@@ -78,6 +90,8 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             importlib.import_module(f"discnet.cli.{verb}").add_parser(sub)
             if verb in READS_IMAGES:
                 _add_tiff_spacing(sub.choices[verb])
+            if verb in WRITES_FIGURES:
+                _add_figure_format(sub.choices[verb])
     return parser
 
 
@@ -89,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return train(argv[argv.index("train") + 1 :])
     args = build_parser(selected if selected in VERBS else None).parse_args(argv)
-    from discnet.io.tiff import given_spacing  # after parsing: --help stays quick
+    from discnet.figures import figure_format  # after parsing: --help stays quick
+    from discnet.io.tiff import given_spacing
 
     try:
-        with given_spacing(getattr(args, "tiff_spacing", None)):
+        with given_spacing(getattr(args, "tiff_spacing", None)), figure_format(getattr(args, "figure_format", None)):
             code = args.func(args)
     except InputError as err:
         if args.debug:
