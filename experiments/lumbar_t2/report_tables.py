@@ -94,6 +94,12 @@ def write_results(rows: pd.DataFrame, hits: pd.DataFrame | None, final: dict | N
         hits.to_csv(args.results / "flag_hit_rate.csv", index=False)
         lines += ["## QC flags of the 3-seed ensembles, all folds pooled (a disc is wrong below Dice 0.8)", ""]
         lines += [frame_markdown(hits.set_index("rule")), ""]
+    for name in ("recipe", "ensemble", "monai"):
+        stats = args.results / f"volume_agreement_{name}.csv"
+        if stats.is_file():
+            lines += [f"## Disc volume agreement, {name} vs manual (held-out subjects, orphan removal on)", ""]
+            lines += [frame_markdown(pd.read_csv(stats).set_index("level").round(3)), ""]
+            lines += [f"Source: `{stats.name}`; Bland-Altman plot `{stats.stem}_bland_altman.png`.", ""]
     history = curves(args, fold)
     if not history.empty:
         plot_curves(history, fold, args.results / "curves.png")

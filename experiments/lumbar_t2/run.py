@@ -144,6 +144,28 @@ def ensemble(args, held: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]
     return table, pd.read_csv(out / "uncertainty.csv")
 
 
+def volume_agreement(args, rows: pd.DataFrame, method: str, name: str) -> Path | None:
+    """``discnet agreement --volumes`` of ``method``'s held-out disc volumes against the manual ones.
+
+    The rows scored with orphan removal and without TTA, every level of every held-out subject.
+    Writes ``volume_agreement_<name>.csv`` (ICC, Bland-Altman, errors per level and overall) and its
+    Bland-Altman plot into ``--results``; the two volume tables it compares beside them in ``--work``.
+    """
+    chosen = rows[(rows["method"] == method) & rows["orphan_removal"] & (rows["tta"] == "none")]
+    chosen = chosen[chosen["level"].astype(str) != "all"]
+    if chosen["held_out"].nunique() < 2:
+        return None
+    tables = args.work / "volumes" / name
+    tables.mkdir(parents=True, exist_ok=True)
+    for column, file in (("pred_mm3", "predicted.csv"), ("true_mm3", "manual.csv")):
+        chosen.rename(columns={column: "volume_mm3"})[["held_out", "level", "volume_mm3"]].rename(
+            columns={"held_out": "subject"}
+        ).to_csv(tables / file, index=False)
+    out = args.results / f"volume_agreement_{name}.csv"
+    discnet("agreement", "--volumes", tables / "predicted.csv", tables / "manual.csv", "-o", out)
+    return out
+
+
 def final_model(args) -> dict | None:
     """Train on all three scans, predict the first, check geometry and volumes against ivd-volumes."""
     import nibabel as nib
@@ -205,8 +227,12 @@ def main() -> None:
         from discnet.uncertainty import flag_hit_rate
 
         hits = flag_hit_rate(pd.concat(uncertainty), pd.concat(ensembles)).assign(folds=len(ensembles))
+    rows = pd.concat(tables, ignore_index=True)
+    for method, name in (("discnet recipe", "recipe"), ("discnet recipe, 3-seed ensemble", "ensemble"),
+                         ("MONAI BasicUNet", "monai")):  # fmt: skip
+        volume_agreement(args, rows, method, name)
     final = None if args.no_final else final_model(args)
-    write_results(pd.concat(tables, ignore_index=True), hits, final, args, ABLATION_FOLD)
+    write_results(rows, hits, final, args, ABLATION_FOLD)
 
 
 if __name__ == "__main__":
