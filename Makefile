@@ -14,26 +14,24 @@ DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 
 .PHONY: help setup test test-all lint demo lumbar-t2 round1 round2 analyze bench sync clean slurm-up slurm-down test-slurm gpu-check
 
-# The paper's two tuning rounds (experiments/round1, experiments/round2).
-# SCALE=cpu (default): phantoms, the model family scaled to 8 first-level filters (8/7/6 filters:
-# 100/76.6/56.3% of the parameters, not 100/75/50: integer widths), 64 px, 10 epochs,
-# 3 seeds, one process after another on this machine. SCALE=paper: 512 px, 2000 epochs, 8 seeds on
-# MANIFEST (your labelled scans with a split column), bf16 on GPUs through SLURM, logged to W&B.
+# The paper's two tuning rounds (experiments/round1, experiments/round2). SCALE selects conf/scale:
+# cpu (default): phantoms, 64 px, 10 epochs, the model family at 8 first-level filters, 3 seeds, one
+# process after another on this machine; paper: 512 px, 2000 epochs, 8 seeds on MANIFEST (your labelled
+# scans with a split column), bf16 on GPUs through SLURM, logged to W&B.
 SCALE ?= cpu
 ROUNDS := experiments/work/$(SCALE)
 ifeq ($(SCALE),paper)
 MANIFEST ?= $(CURDIR)/data/subjects.csv
 SEEDS ?= 8
 LAUNCHER ?= hydra/launcher=submitit_slurm
-ROUND_ARGS := data.manifest=$(MANIFEST) trainer=gpu logger=wandb $(LAUNCHER)
+ROUND_ARGS := scale=paper data.manifest=$(MANIFEST) trainer=gpu logger=wandb $(LAUNCHER)
 ROUND_DATA :=
 # Labelled scans never used in training (with grades), for the disc-level analysis of the round-2 winner.
 TEST_MANIFEST ?= $(CURDIR)/data/test/subjects.csv
 else
 MANIFEST := $(CURDIR)/experiments/work/phantoms/subjects.csv
 SEEDS ?= 3
-ROUND_ARGS := data.manifest=$(MANIFEST) image_size=64 model.net.reference_filters=8 trainer.max_epochs=10 \
-	paths.cache_dir=$(CURDIR)/experiments/work/cache
+ROUND_ARGS := scale=cpu data.manifest=$(MANIFEST) paths.cache_dir=$(CURDIR)/experiments/work/cache
 ROUND_DATA := $(MANIFEST)
 TEST_MANIFEST := $(CURDIR)/experiments/work/test-phantoms/subjects.csv
 endif
@@ -45,8 +43,11 @@ setup: $(STAMP)  ## create .venv and install discnet with its dev tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@# Quiet unless something fails: pip's log (and setuptools' editable-install notice) is kept in
+	@# $(VENV)/setup.log and printed only when an install step fails.
+	@$(BIN)/pip install -q --upgrade pip > $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
+	@$(BIN)/pip install -q -e '.[dev]' >> $(VENV)/setup.log 2>&1 || { cat $(VENV)/setup.log; exit 1; }
+	@echo "installed discnet and its dev tools into $(VENV) (log: $(VENV)/setup.log)"
 	touch $(STAMP)
 
 test: $(STAMP)  ## run the default test suite (slow tests excluded)
@@ -87,7 +88,7 @@ round2: $(STAMP) $(ROUND_DATA)  ## round 2 (Table 3): 4 versions x SEEDS seeds (
 	$(BIN)/python train.py -m '+experiment/round2=glob(*)' 'seed=range($(SEEDS))' $(ROUND_ARGS) \
 		hydra.sweep.dir=$(ROUNDS)/round2
 
-# The disc-level analysis uses the final model as the paper chose it (discnet.runs.final_model): the
+# The disc-level analysis uses the final model as the paper chose it (discnet.analysis.runs.final_model): the
 # version with the best mean orphan-removed Dice, then that version's best run (final_model.json).
 analyze: $(STAMP) $(TEST_MANIFEST)  ## leaderboards, statistics, figures of both rounds + disc-level analysis -> experiments/roundN/results-$(SCALE)
 	$(BIN)/discnet report $(ROUNDS)/round1 --factors params,input -o experiments/round1/results-$(SCALE)

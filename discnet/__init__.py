@@ -2,4 +2,4 @@
 
 __version__ = "0.1.0"
 
-from discnet import conf_resolvers  # noqa: E402,F401  (registers ${discnet_shared:} for the Hydra configs)
+from discnet.training import resolvers  # noqa: E402,F401  (registers ${discnet_shared:} for the Hydra configs)

@@ -10,6 +10,9 @@ import pytest
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+#: Scripts that make the fixtures (they need TensorFlow): not test modules, not doctests.
+collect_ignore_glob = ["fixtures/*"]
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
@@ -68,7 +71,7 @@ def c3d_overlap():
 def tiny_dataset(tmp_path_factory) -> Path:
     """Five small synthetic subjects (two sessions each) with a split column: a seconds-long training set."""
     from discnet.data.manifest import load_manifest, save_manifest
-    from discnet.data.synthetic import generate_dataset
+    from discnet.phantoms.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("tiny")
     manifest = generate_dataset(out, 5, seed=3, sessions=2, shape=(96, 64), spacing=(2.5, 2.5, 4.0), slices=(12, 12))

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
-from discnet.agreement import COLUMNS, agreement_rows, agreement_summary, agreement_table
 from discnet.cli import main
 from discnet.errors import InputError
-from discnet.metrics import dice
+from discnet.evaluation.agreement import COLUMNS, agreement_rows, agreement_summary, agreement_table
+from discnet.evaluation.metrics import dice
 
 LEVELS = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4", 4: "L2-L3", 5: "L1-L2"}
 

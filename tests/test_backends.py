@@ -1,4 +1,4 @@
-"""Inference backends (discnet/backends.py): same probabilities as eager PyTorch, same Dice on a real scan."""
+"""Inference backends (discnet/inference/backends.py): same probabilities as eager PyTorch, same Dice on a real scan."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from discnet.backends import BACKENDS, TOLERANCE, Backend, prepare, resolve
+from discnet.data.preprocess import input_presets
 from discnet.errors import InputError
-from discnet.inference import disc_probability
+from discnet.evaluation.metrics import dice
+from discnet.inference.backends import BACKENDS, TOLERANCE, Backend, prepare, resolve
+from discnet.inference.predict import predict_volume
+from discnet.inference.probability import disc_probability
 from discnet.io import read_volume
-from discnet.metrics import dice
 from discnet.models.unet import UNet
-from discnet.predict import PRESETS, predict_volume
 
 
 def _installed(name: str) -> bool:
@@ -61,7 +62,7 @@ def test_channels_last_off_keeps_the_network_itself():
     ],
 )
 def test_resolve_names_a_backend(backend, device, expected):
-    from discnet.backends import CPU_AUTO
+    from discnet.inference.backends import CPU_AUTO
 
     assert resolve(backend, device) == (expected or CPU_AUTO)
 
@@ -108,7 +109,7 @@ def test_real_scan_dice_is_the_same_with_every_backend(lumbar_dir):
         net.head.bias.copy_(torch.tensor([0.0, 0.35]))  # a fixed net that finds some voxels
     scores = {}
     for backend in [name for name in BACKENDS if _installed(name)]:
-        labels, _, _ = predict_volume([prepare(net, backend)], scan, PRESETS["stretched"], 64, batch_size=4)
+        labels, _, _ = predict_volume([prepare(net, backend)], scan, input_presets()["stretched"], 64, batch_size=4)
         assert labels.any()
         scores[backend] = dice(labels > 0, truth)
     assert scores["torch"] > 0

@@ -17,7 +17,7 @@ import torch
 
 import discnet.cli
 from discnet.data.preprocess import InputConfig
-from discnet.models.segmenter import DiscSegmenter
+from discnet.training.segmenter import DiscSegmenter
 from tests.train_helpers import run_train_script
 
 REPO = Path(__file__).resolve().parents[1]

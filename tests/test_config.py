@@ -12,7 +12,7 @@ from omegaconf import OmegaConf, open_dict
 
 from discnet.data.augment import augment_config
 from discnet.data.preprocess import InputConfig
-from discnet.models.segmenter import DiscSegmenter
+from discnet.training.segmenter import DiscSegmenter
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -38,7 +38,7 @@ def _compose(overrides, tmp_path):
     "group, option",
     [
         (g, o)
-        for g in ("data", "input", "augment", "model", "optim", "trainer", "logger", "callbacks")
+        for g in ("data", "input", "augment", "model", "optim", "trainer", "logger", "callbacks", "scale")
         for o in options(g)
     ]
     + [("experiment", o) for o in options("experiment")],
@@ -94,6 +94,32 @@ def test_round1_presets(number, tmp_path):
     assert cfg.round == 1 and cfg.version == f"r1-model{number:02d}"
 
 
+@pytest.mark.parametrize(
+    "experiment", ["+experiment/round1=model01", "+experiment/round1=model10", "experiment=round2/dropout"]
+)
+def test_the_scale_group_sets_the_rounds_size_alone(experiment, tmp_path):
+    paper = _compose([experiment], tmp_path)
+    cpu = _compose([experiment, "scale=cpu"], tmp_path)
+    size = lambda c: (c.image_size, c.model.net.reference_filters, c.trainer.max_epochs)  # noqa: E731
+    assert size(paper) == (512, 64, 2000) and size(cpu) == (64, 8, 10)
+    paper, cpu = (OmegaConf.to_container(c) for c in (paper, cpu))
+    for cfg in (paper, cpu):
+        del cfg["image_size"], cfg["trainer"]["max_epochs"], cfg["model"]["net"]["reference_filters"]
+    assert paper == cpu, "scale changes nothing but the size"
+
+
+def test_model_sizes_differ_only_in_their_share_and_batch(tmp_path):
+    models = {
+        m: OmegaConf.to_container(_compose([f"model={m}"], tmp_path).model) for m in ("unet100", "unet75", "unet50")
+    }
+    assert {m: (c["net"]["params"], c["batch_size"]) for m, c in models.items()} == {
+        "unet100": (1.0, 6), "unet75": (0.75, 8), "unet50": (0.5, 14)
+    }  # fmt: skip
+    for c in models.values():
+        del c["name"], c["net"]["params"], c["batch_size"]
+    assert models["unet100"] == models["unet75"] == models["unet50"]
+
+
 ROUND2 = {  # Table 3: version -> (lr, beta1, dropout, weight decay, norm, dilation)
     "baseline": (1e-3, 0.95, 0.2, 0.05, "none", 1),
     "batchnorm": (1e-3, 0.95, 0.2, 0.05, "batch", 1),
@@ -132,7 +158,7 @@ def test_lumbar_t2_data_reads_the_shared_folder_by_a_root_value(tmp_path, lumbar
 
 @pytest.mark.parametrize(("trainer", "expected"), [("cpu", False), ("gpu", True), ("ddp", True)])
 def test_channels_last_is_on_for_gpu_trainers(trainer, expected, tmp_path):
-    from discnet.training import use_channels_last
+    from discnet.training.run import use_channels_last
 
     cfg = _compose([f"trainer={trainer}"], tmp_path)
     assert cfg.trainer.precision == ("bf16-mixed" if expected else "32-true")

@@ -135,7 +135,7 @@ def test_unreadable_inputs_are_refused(tmp_path):
 
 
 def test_converted_unet_is_a_normal_checkpoint(tmp_path):
-    from discnet.predict import load_models
+    from discnet.inference.predict import load_models
 
     out = tmp_path / "unet.ckpt"
     done = convert_keras(FIXTURES / "k2_unet_valid_dilated.h5", out)
@@ -189,11 +189,11 @@ def test_fine_tuning_starts_from_the_converted_model(tiny_dataset, tmp_path):
     model's own Dice on the validation volumes."""
     from discnet.data.manifest import load_manifest
     from discnet.data.preprocess import prepare_volume
-    from discnet.inference import disc_probability
+    from discnet.evaluation.metrics import dice
+    from discnet.inference.predict import input_config
+    from discnet.inference.probability import disc_probability
     from discnet.io import read_volume
-    from discnet.metrics import dice
-    from discnet.predict import input_config
-    from discnet.training import run as train
+    from discnet.training.run import run as train
     from tests.train_helpers import tiny_config
 
     ckpt = tmp_path / "converted.ckpt"

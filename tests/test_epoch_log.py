@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from discnet.epoch_log import EpochLine, is_terminal, quiet_lightning
+from discnet.training.epoch_log import EpochLine, is_terminal, quiet_lightning
 
 
 def test_a_line_per_epoch_has_epoch_loss_dice_and_time():
@@ -32,7 +32,7 @@ def test_lightnings_tip_is_dropped_and_other_messages_kept(caplog):
 def test_the_progress_bar_counts_epochs_from_one():
     from types import SimpleNamespace
 
-    from discnet.epoch_log import EpochProgressBar
+    from discnet.training.epoch_log import EpochProgressBar
 
     bar = EpochProgressBar()
     bar._trainer = SimpleNamespace(max_epochs=3)

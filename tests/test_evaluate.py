@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from discnet.cli import main
 from discnet.errors import InputError
-from discnet.evaluate import (
+from discnet.evaluation.evaluate import (
     COLUMNS,
     collect_label_files,
     describe,
@@ -22,8 +22,8 @@ from discnet.evaluate import (
     subject_key,
     summary_table,
 )
+from discnet.evaluation.metrics import confusion, dice, overlap_table
 from discnet.io.volume import Volume
-from discnet.metrics import confusion, dice, overlap_table
 
 LEVELS = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4", 4: "L2-L3", 5: "L1-L2"}
 

@@ -12,8 +12,8 @@ import torch
 
 from discnet.cli import main
 from discnet.convert import convert_keras
+from discnet.convert.export import export_network
 from discnet.errors import InputError
-from discnet.export import export_network
 from discnet.models.checkpoint import PREFIX, load_net
 from discnet.models.unet import UNet
 
@@ -126,7 +126,7 @@ def test_onnx_check_tolerates_fp32_and_any_failure_is_one_line(
         with torch.no_grad():
             return module(x).numpy() + offset
 
-    monkeypatch.setattr("discnet.export._onnx", fake_onnx)
+    monkeypatch.setattr("discnet.convert.export._onnx", fake_onnx)
     out = tmp_path / "net.onnx"
     capsys.readouterr()
     assert main(["export", str(checkpoints["trained"]), "--format", "onnx", "-o", str(out)]) == code

@@ -90,7 +90,8 @@ def test_sigkill_mid_training_resumes_to_the_uninterrupted_result(tiny_dataset, 
 def test_sigint_records_interrupted(tiny_dataset, tmp_path):
     out = tmp_path / "run"
     tiny = ["image_size=32", "model.net.depth=2", "model.net.base_filters=4", "model.batch_size=8"]
-    command = _train_command(tiny_dataset, out, "trainer.max_epochs=50", *tiny)
+    # No epoch limit that a fast machine could reach before the signal: the run ends only by SIGINT.
+    command = _train_command(tiny_dataset, out, "trainer.max_epochs=100000", *tiny)
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _wait_for(out / "checkpoints" / "last.ckpt", process)
     process.send_signal(signal.SIGINT)

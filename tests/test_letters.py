@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from discnet.analysis.letters import check_letters, compact_letters, letter_name, split_letters
 from discnet.cli import main
-from discnet.letters import check_letters, compact_letters, letter_name, split_letters
 from tests.test_runs import write_sweep
 
 JUDGES = Path(__file__).parent / "fixtures" / "letters" / "us_judge_ratings.csv"

@@ -8,8 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from discnet.levels import DEFAULT_LABELS, LEVELS
 from discnet.postprocess import DiscCountWarning, label_levels
+from discnet.spine import DEFAULT_LABELS, LEVELS
 
 # Array axis 0 runs superior -> inferior, axis 1 anterior -> posterior, axis 2 left -> right (I, P, R),
 # as in ../shared/data/lumbar-t2.

@@ -1,4 +1,4 @@
-"""Level names checked against anatomy (discnet.level_order) through ``volumes`` and ``evaluate``: a label
+"""Level names checked against anatomy (discnet.postprocess.level_check) through ``volumes`` and ``evaluate``: a label
 map whose names contradict the discs' superior-to-inferior world order is refused, or measured with a
 warning under --ignore-level-order; ``volumes`` takes only lumbar level names and sorts rows anatomically."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from discnet.cli import main
 from discnet.io import Volume
-from discnet.level_order import order_problem
+from discnet.postprocess.level_check import order_problem
 
 
 def column(values, affine=None) -> nib.Nifti1Image:

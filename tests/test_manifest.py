@@ -9,7 +9,7 @@ import pytest
 
 from discnet.data.manifest import discs_table, grade_columns, load_manifest, save_manifest
 from discnet.errors import InputError
-from discnet.levels import LEVELS
+from discnet.spine import LEVELS
 
 
 def _csv(folder, text, name="subjects.csv"):

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from scipy import ndimage
 
-import discnet.metrics as metrics
-from discnet.metrics import (
+import discnet.evaluation.metrics as metrics
+from discnet.evaluation.metrics import (
     confusion,
     dice,
     overlap_table,

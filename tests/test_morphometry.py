@@ -1,4 +1,4 @@
-"""discnet.morphometry against shapes whose measures are known analytically: an axis-aligned box (exact, in
+"""discnet.evaluation.morphometry against shapes whose measures are known analytically: an axis-aligned box (exact, in
 every orientation and with anisotropic voxels), a tilted ellipsoid on straight and oblique grids, and the
 stretched intensities; plus ``discnet measure`` on files."""
 
@@ -16,8 +16,8 @@ from scipy.spatial.transform import Rotation
 from discnet.cli import main
 from discnet.data.intensity import stretch
 from discnet.data.preprocess import InputConfig
+from discnet.evaluation.morphometry import TIDY, UNITS, disc_measures, stretched_image, tidy
 from discnet.io import Volume
-from discnet.morphometry import TIDY, UNITS, disc_measures, stretched_image, tidy
 
 LEVELS = {1: "L5-S1", 2: "L4-L5"}
 RAMP = np.array([2.0, 1.0, 0.5])

@@ -1,4 +1,4 @@
-"""``discnet overlay`` and :mod:`discnet.qc`: orientation (superior up, anterior left), Figure 6 colours,
+"""``discnet overlay`` and :mod:`discnet.inference.qc`: orientation (superior up, anterior left), Figure 6 colours,
 level legend, and one-line errors."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 
 import discnet.cli
 from discnet.errors import InputError
+from discnet.inference.qc import FN, FP, TP, overlay_figure, write_overlay
 from discnet.io import Volume, read_volume
-from discnet.qc import FN, FP, TP, overlay_figure, write_overlay
 
 
 def cli(*args) -> int:
@@ -112,7 +112,7 @@ CVD = {
 def test_level_colours_stay_apart_for_colour_blind_readers(vision):
     from itertools import combinations
 
-    from discnet.qc import LEVEL_COLOURS
+    from discnet.inference.qc import LEVEL_COLOURS
 
     seen = np.clip(np.asarray(LEVEL_COLOURS) @ CVD[vision].T, 0, 1)
     assert min(np.linalg.norm(a - b) for a, b in combinations(seen, 2)) > 0.18  # tab10's blue/cyan: 0.04

@@ -50,7 +50,9 @@ def test_report_leaderboard_and_agreement_write_the_figure_format_asked(fmt, tmp
     from tests.test_volume_agreement import _write_tables
 
     table = tmp_path / "runs.csv"
-    rows = [f"v{v},{s},s{j},{0.8 + 0.05 * v + 0.01 * s + 0.002 * j}" for v in range(2) for s in range(3) for j in range(3)]
+    rows = [
+        f"v{v},{s},s{j},{0.8 + 0.05 * v + 0.01 * s + 0.002 * j}" for v in range(2) for s in range(3) for j in range(3)
+    ]
     table.write_text("version,seed,subject,dsc\n" + "\n".join(rows) + "\n")
     for verb in ("report", "leaderboard"):
         out = tmp_path / verb

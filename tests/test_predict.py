@@ -1,4 +1,4 @@
-"""``discnet predict`` and :mod:`discnet.predict`: exact output geometry, the orientation round trip end to
+"""``discnet predict`` and :mod:`discnet.inference.predict`: exact output geometry, the orientation round trip end to
 end, ensembles, disc volumes, skip-existing, orphan removal and one-line errors."""
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ import torch
 from omegaconf import OmegaConf
 
 import discnet.cli
-from discnet.data.preprocess import InputConfig
+from discnet.data.preprocess import InputConfig, input_presets
 from discnet.data.slices import to_slices
 from discnet.errors import InputError
+from discnet.evaluation.volumes import COLUMNS as VOLUME_COLUMNS
+from discnet.inference.predict import disc_volumes, input_config, load_models, predict_volume
 from discnet.io import Volume, read_levels, read_volume, to_canonical, write_like
 from discnet.models.checkpoint import load_net
-from discnet.models.segmenter import DiscSegmenter
-from discnet.predict import PRESETS, disc_volumes, input_config, load_models, predict_volume
-from discnet.volumes import COLUMNS as VOLUME_COLUMNS
+from discnet.training.segmenter import DiscSegmenter
 
 REPO = Path(__file__).resolve().parents[1]
 NET = {"base_filters": 4, "depth": 2}
@@ -70,7 +70,7 @@ def fake_network(monkeypatch, truth: Volume) -> None:
         assert images.shape[0] == slices.shape[0] and tuple(native_shape) == slices.shape[1:]
         return slices.copy()
 
-    monkeypatch.setattr("discnet.predict.disc_probability", probability)
+    monkeypatch.setattr("discnet.inference.predict.disc_probability", probability)
 
 
 def synthetic(tmp_path: Path, orphan: bool = False) -> tuple[Path, Volume]:
@@ -139,7 +139,7 @@ def test_predict_volume_is_pure_and_native(lumbar_dir):
     labels, prob, info = predict_volume(
         [],
         image,
-        PRESETS["stretched"],
+        input_presets()["stretched"],
         32,
         levels=read_levels(lumbar_dir / "levels.csv"),
         probability_fn=lambda *a: slices,
@@ -223,14 +223,14 @@ def test_qc_is_a_montage_across_the_disc_column_with_volumes(tmp_path, ckpt, mon
     seen = {}
 
     def spy(out, image, labels, **kwargs):
-        from discnet.qc import overlay_figure
+        from discnet.inference.qc import overlay_figure
 
         figure = overlay_figure(image, labels, **kwargs)
         seen["titles"] = [ax.get_title() for ax in figure.axes]
         seen["legend"] = [t.get_text() for t in figure.legends[0].get_texts()]
         return out
 
-    monkeypatch.setattr("discnet.qc.write_overlay", spy)
+    monkeypatch.setattr("discnet.inference.qc.write_overlay", spy)
     args = ["predict", "--ckpt", ckpt, path, "-o", tmp_path / "out", "--expected-discs", "3", "--qc"]
     assert cli(*args, "--no-orphan-removal") == 0
     assert len(seen["titles"]) >= 5  # file slices 2..7 (RAS x 6..1: the file's third axis runs right to left)
@@ -272,28 +272,28 @@ def test_settings_from_run_config_then_flags(tmp_path):
     bare = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt", input=None, image_size=None)
     with pytest.raises(InputError, match="--input-preset"):
         load_models([bare])
-    assert load_models([bare], "raw", 48)[1:] == (PRESETS["raw"], 48)
+    assert load_models([bare], "raw", 48)[1:] == (input_presets()["raw"], 48)
     with pytest.raises(InputError, match="not 'raw'"):
         load_models([save_checkpoint(tmp_path / "full.ckpt")], "raw")
-    config = {"input": {**dataclasses.asdict(PRESETS["augmented"]), "defaults": None}, "image_size": 64}
+    config = {"input": {**dataclasses.asdict(input_presets()["augmented"]), "defaults": None}, "image_size": 64}
     OmegaConf.save(OmegaConf.create(config), tmp_path / "run" / "config.yaml")
-    assert load_models([bare])[1:] == (PRESETS["augmented"], 64)
+    assert load_models([bare])[1:] == (input_presets()["augmented"], 64)
 
 
-def compose_preset(name: str) -> dict:
-    """conf/input/<name>.yaml with its defaults list applied (what Hydra composes)."""
-    raw = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "input" / f"{name}.yaml"))
-    merged = {}
-    for parent in raw.pop("defaults", []):
-        merged.update({} if parent == "_self_" else compose_preset(parent))
-    return {**merged, **raw}
+@pytest.mark.parametrize("inside_hydra", [False, True])
+def test_prediction_prepares_scans_as_the_training_config_composes_them(inside_hydra):
+    from hydra import compose, initialize_config_dir
 
+    from discnet.data.preprocess import CONF_DIR, preset_names
 
-def test_presets_match_conf_input():
-    if not (REPO / "conf" / "input").is_dir():
-        pytest.skip("conf/ not beside the package")
-    for name, preset in PRESETS.items():
-        assert input_config(compose_preset(name)) == preset, name
+    assert preset_names() == ["augmented", "deleted_blanks", "raw", "stretched"]
+    input_presets.cache_clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        presets = input_presets() if inside_hydra else None
+        training = {name: compose(config_name="train", overrides=[f"input={name}"]).input for name in preset_names()}
+    presets = presets or input_presets()
+    for name in preset_names():
+        assert input_config(training[name]) == presets[name], name
 
 
 def test_help(capsys):

@@ -1,10 +1,10 @@
-"""Empty-mask conventions and Dice agree across :mod:`discnet.metrics`, :mod:`discnet.evaluate` and
-:mod:`discnet.agreement` (issue 8, part 4).
+"""Empty-mask conventions and Dice agree across :mod:`discnet.evaluation.metrics`, :mod:`discnet.evaluation.evaluate` and
+:mod:`discnet.evaluation.agreement` (issue 8, part 4).
 
 The single-module properties (Dice symmetric, in [0, 1], 1 exactly for equal masks; volume ratio =
 recall / precision; orphan removal idempotent and never adding voxels; resize-back keeping the grid) are
 in tests/test_metrics.py, tests/test_orphans.py and tests/test_slices.py. The conventions are documented
-in README.md ("Evaluation and measurement") and in the :mod:`discnet.metrics` docstring.
+in README.md ("Evaluation and measurement") and in the :mod:`discnet.evaluation.metrics` docstring.
 """
 
 from __future__ import annotations
@@ -17,10 +17,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from discnet.agreement import agreement_rows
-from discnet.evaluate import evaluate_pair
+from discnet.evaluation.agreement import agreement_rows
+from discnet.evaluation.evaluate import evaluate_pair
+from discnet.evaluation.metrics import (
+    dice,
+    overlap_table,
+    precision,
+    recall,
+    scores_from_counts,
+    volume_ratio,
+    whole_scores,
+)
 from discnet.io import Volume
-from discnet.metrics import dice, overlap_table, precision, recall, scores_from_counts, volume_ratio, whole_scores
 
 LEVELS = {1: "L5-S1", 2: "L4-L5"}
 NAN = math.nan

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
+from discnet.analysis.report import fmt_p, p_text
 from discnet.cli import main
-from discnet.report import fmt_p, p_text
 from tests.test_runs import write_sweep
 from tests.test_stats import disc_table
 
@@ -65,7 +65,7 @@ def test_report_writes_figures_statistics_and_leaderboards(tmp_path, capsys):
     again = tmp_path / "again"  # runs.csv is the long table: the report can be redone from it alone
     assert main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "-n", "5"]) == 0
     assert (again / "leaderboard.csv").read_text() == (out / "leaderboard.csv").read_text()
-    stats = (out / "stats.md").read_text()
+    stats = (out / "stats.md").read_text(encoding="utf-8")
     assert "## Model versions: validation Dice (last epoch) by version" in stats and "Final model" in stats
     assert json.loads((out / "final_model.json").read_text())["version"] == "r2-dropout"  # best orphan-removed mean
     per_epoch = pd.read_csv(out / "epochs.csv")

@@ -16,7 +16,7 @@ import torch
 import discnet.models.checkpoint_io as checkpoint_io
 from discnet.errors import InputError
 from discnet.models.checkpoint_io import SafeCheckpointIO
-from discnet.training import run
+from discnet.training.run import run
 from tests.train_helpers import LEARNS, tiny_config
 
 

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from discnet.analysis.leaderboard import final_model, leaderboard, version_summary
+from discnet.analysis.runs import collect, load_runs, read_table, run_means
 from discnet.cli import main
 from discnet.errors import InputError
-from discnet.runs import collect, final_model, leaderboard, load_runs, read_table, run_means, version_summary
 
 SUBJECTS = ["sub-01", "sub-02", "sub-03", "sub-04"]
 
@@ -180,7 +181,7 @@ def test_leaderboard_cli_table_and_errors(tmp_path, capsys):
 
 @pytest.mark.slow  # a real (tiny) training: about 10 s alone, a minute on a busy 2-core machine
 def test_summary_records_last_and_best_epoch_and_the_reader_uses_them(tiny_dataset, tmp_path):
-    from discnet.training import run
+    from discnet.training.run import run
     from tests.train_helpers import tiny_config
 
     out = tmp_path / "run"

@@ -251,7 +251,7 @@ def test_remote_checkpoint_never_runs_code(allow, evil_server, tmp_path, monkeyp
 def test_lightning_reads_every_checkpoint_through_the_safe_reader(tmp_path, monkeypatch):
     """Lightning's own loading path (ckpt_path, "last", SLURM "hpc") is the strategy's CheckpointIO."""
     from discnet.models.checkpoint_io import SafeCheckpointIO
-    from discnet.training import _build
+    from discnet.training.run import _build
     from tests.test_bad_input import save_checkpoint
     from tests.train_helpers import tiny_config
 
@@ -269,7 +269,7 @@ def test_lightning_reads_every_checkpoint_through_the_safe_reader(tmp_path, monk
 
 def _two_phantoms(folder: Path) -> Path:
     from discnet.data.manifest import load_manifest, save_manifest
-    from discnet.data.synthetic import generate_dataset
+    from discnet.phantoms.synthetic import generate_dataset
 
     manifest = generate_dataset(folder, 2, seed=0, shape=(96, 64), spacing=(2.5, 2.5, 4.0), slices=(6, 6))
     table = load_manifest(manifest)
@@ -279,7 +279,7 @@ def _two_phantoms(folder: Path) -> Path:
 
 
 def test_planted_last_ckpt_is_set_aside_not_run(tmp_path, monkeypatch, capsys):
-    from discnet.training import run
+    from discnet.training.run import run
     from tests.train_helpers import tiny_config
 
     run_dir, marker = tmp_path / "run", tmp_path / "pwned"

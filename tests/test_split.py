@@ -10,9 +10,9 @@ import pytest
 
 from discnet.cli import main
 from discnet.data.manifest import load_manifest, save_manifest
-from discnet.data.split import format_summary, semi_random_split, split_distance, split_summary
+from discnet.data.split import format_split_summary, semi_random_split, split_distance, split_summary
 from discnet.errors import InputError
-from discnet.levels import LEVELS
+from discnet.spine import LEVELS
 
 GRADE_COLUMNS = [f"grade_{level}" for level in LEVELS]
 
@@ -124,7 +124,7 @@ def test_summary_reproduces_table_1():
     assert summary.loc[("Training set", "Older")].tolist() == [10, 50, 0, 3, 18, 24, 5]
     assert summary.loc[("Training set", "All")].tolist() == [27, 135, 23, 48, 25, 34, 5]
     assert summary.loc[("Validation set", "All")].tolist() == [8, 40, 8, 9, 10, 13, 0]
-    text = format_summary(summary)
+    text = format_split_summary(summary)
     assert all(cell in text for cell in ["23 (27)", "45 (53)", "25 (19)", "5 (4)", "13 (33)"])
     assert text.splitlines()[1].startswith("Training set")
 

@@ -11,9 +11,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.multitest import multipletests
 
-from discnet.cli import main
-from discnet.errors import InputError
-from discnet.stats import (
+from discnet.analysis.stats import (
     disc_comparisons,
     disc_rows,
     holm,
@@ -23,6 +21,8 @@ from discnet.stats import (
     pairwise_wilcoxon,
     rank_sum,
 )
+from discnet.cli import main
+from discnet.errors import InputError
 from tests.test_runs import write_sweep
 
 # ---- model comparison -------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from discnet.training import run
+from discnet.training.run import run
 from tests.train_helpers import TINY, tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from discnet.cli import main
-from discnet.data.phantom_anatomy import grades_for_age
-from discnet.data.synthetic import generate_dataset, make_phantom
 from discnet.errors import InputError
-from discnet.levels import DEFAULT_LABELS, LEVELS
+from discnet.phantoms.anatomy import grades_for_age
+from discnet.phantoms.synthetic import generate_dataset, make_phantom
+from discnet.spine import DEFAULT_LABELS, LEVELS
 
 SMALL = dict(shape=(256, 176), spacing=(1.04, 1.04, 3.0), slices=(20, 22))
 

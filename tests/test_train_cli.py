@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from discnet.training import run
+from discnet.training.run import run
 from tests.train_helpers import REPO, TINY, run_train_script, tiny_config
 
 

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
+from discnet.analysis.runs import load_runs
 from discnet.models.checkpoint import load_net
-from discnet.runs import load_runs
-from discnet.training import run
+from discnet.training.run import run
 from tests.train_helpers import tiny_config
 
 

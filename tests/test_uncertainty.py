@@ -10,19 +10,20 @@ import pytest
 import torch
 
 import discnet.cli
+from discnet.data.preprocess import input_presets
 from discnet.data.slices import resize_back
 from discnet.errors import InputError
-from discnet.evaluate import collect_label_files
-from discnet.io import Volume
-from discnet.predict import PRESETS, member_probabilities
-from discnet.uncertainty import (
+from discnet.evaluation.evaluate import collect_label_files
+from discnet.inference.predict import member_probabilities
+from discnet.inference.uncertainty import (
     COLUMNS,
-    disc_rows,
     flag_hit_rate,
+    member_disc_rows,
     nearest_disc_labels,
     read_reference,
     voxel_uncertainty,
 )
+from discnet.io import Volume
 from tests.test_predict import save_checkpoint, synthetic
 
 LEVELS = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"}
@@ -39,7 +40,7 @@ def test_flips_mirror_the_network_slices_and_come_back(tta, count):
         seen.append(images.clone())
         return resize_back(images[:, None].float(), shape)[:, 0].numpy()
 
-    members = member_probabilities([echo], scan, PRESETS["raw"], 16, tta)
+    members = member_probabilities([echo], scan, input_presets()["raw"], 16, tta)
     assert len(members) == count == len(seen)
     for member in members[1:]:
         assert np.allclose(member, members[0], atol=1e-5)
@@ -52,7 +53,7 @@ def test_flips_mirror_the_network_slices_and_come_back(tta, count):
 def test_a_member_blind_to_its_input_is_mirrored_back():
     scan = Volume(np.random.default_rng(0).random((4, 10, 6)).astype(np.float32), np.eye(4))
     ramp = lambda images, shape: np.broadcast_to(np.arange(shape[1], dtype=np.float32), (len(images), *shape))  # noqa: E731
-    identity, mirrored = member_probabilities([ramp], scan, PRESETS["raw"], 8, "flip")
+    identity, mirrored = member_probabilities([ramp], scan, input_presets()["raw"], 8, "flip")
     assert np.array_equal(mirrored, identity[:, ::-1, :])  # RAS axis 1 is anterior-posterior
 
 
@@ -95,7 +96,7 @@ def test_each_qc_rule_flags_its_disc(rule):
         members = [np.flatnonzero(labels)] * 2
     if rule == "reference":
         reference = {"L4-L5": (10.0, 40.0), "L5-S1": (0.0, 1e6)}  # L4-L5 has 48 mm^3
-    rows = {r["level"]: r for r in disc_rows(labels, members, (1, 1, 1), 1.0, LEVELS, found, 3, reference)}
+    rows = {r["level"]: r for r in member_disc_rows(labels, members, (1, 1, 1), 1.0, LEVELS, found, 3, reference)}
     assert list(rows) == ["L3-L4", "L4-L5", "L5-S1"]
     expected = {
         "none": {},
@@ -118,7 +119,7 @@ def test_each_qc_rule_flags_its_disc(rule):
 
 def test_one_member_has_no_spread():
     labels = _discs()
-    (row, *_) = disc_rows(labels, [np.flatnonzero(labels)], (1, 1, 1), 2.0, LEVELS, 3, 3)
+    (row, *_) = member_disc_rows(labels, [np.flatnonzero(labels)], (1, 1, 1), 2.0, LEVELS, 3, 3)
     assert row["members"] == 1 and row["volume_mm3"] == 96.0 and np.isnan(row["member_sd_mm3"])
     assert row["qc_flag"] is False and list(row)[:9] == COLUMNS[1:10]
 
@@ -170,7 +171,7 @@ def test_predict_with_an_ensemble_writes_uncertainty_tables_and_map(tmp_path, mo
     def probability(nets, images, native_shape, *args, **kwargs):
         return (resize_back(images[:, None].float(), native_shape)[:, 0] > 0.6).float().numpy()
 
-    monkeypatch.setattr("discnet.predict.disc_probability", probability)
+    monkeypatch.setattr("discnet.inference.predict.disc_probability", probability)
     ckpts = [save_checkpoint(tmp_path / f"m{seed}.ckpt", seed=seed) for seed in (0, 1)]
     reference = tmp_path / "reference.csv"
     ranges = {"level": ["L4-L5", "L5-S1", "L5-S1"], "volume_cm3": [0.001, 0.1, 1.0]}  # L4-L5 is 0.288 cm^3

@@ -9,7 +9,7 @@ import pytest
 
 from discnet.cli import main
 from discnet.errors import InputError
-from discnet.volume_agreement import (
+from discnet.evaluation.volume_agreement import (
     STATS,
     agreement_stats,
     icc,

@@ -11,7 +11,14 @@ import pytest
 
 from discnet.cli import main
 from discnet.errors import InputError
-from discnet.volumes import COLUMNS, LabelMappingWarning, label_counts, match_labels, volume_rows, volumes_table
+from discnet.evaluation.volumes import (
+    COLUMNS,
+    LabelMappingWarning,
+    label_counts,
+    match_labels,
+    volume_rows,
+    volumes_table,
+)
 
 IVD = {51: "L5-S1", 102: "L4-L5", 153: "L3-L4", 204: "L2-L3", 255: "L1-L2"}
 

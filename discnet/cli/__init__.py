@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from discnet import __version__
 from discnet.errors import InputError
 
 VERBS = [
@@ -82,6 +83,7 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
         prog="discnet", description="Intervertebral disc segmentation and measurement in spine MRI."
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"discnet {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
     for verb in VERBS:
         if verb == "train" or (verb != selected and verb in SUMMARIES):
@@ -92,6 +94,10 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
                 _add_tiff_spacing(sub.choices[verb])
             if verb in WRITES_FIGURES:
                 _add_figure_format(sub.choices[verb])
+            # --debug also after the verb (``discnet predict ... --debug``); SUPPRESS keeps the global one.
+            sub.choices[verb].add_argument(
+                "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
     return parser
 
 
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return train(argv[argv.index("train") + 1 :])
     args = build_parser(selected if selected in VERBS else None).parse_args(argv)
-    from discnet.figures import figure_format  # after parsing: --help stays quick
+    from discnet.io.pictures import figure_format  # after parsing: --help stays quick
     from discnet.io.tiff import given_spacing
 
     try:

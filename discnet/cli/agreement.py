@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from discnet.agreement import agreement_summary, agreement_table
 from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
-from discnet.evaluate import collect_label_files
+from discnet.evaluation.agreement import agreement_summary, agreement_table
+from discnet.evaluation.evaluate import collect_label_files
 from discnet.io import read_levels
 from discnet.io.atomic import atomic_path
 from discnet.io.guard import refuse_input
@@ -64,7 +64,7 @@ def reader_files(folders: list[Path]) -> dict[str, dict]:
     return {name: collect_label_files([folder]) for name, folder in zip(names, folders, strict=True)}
 
 
-def format_summary(summary: pd.DataFrame) -> str:
+def format_agreement_summary(summary: pd.DataFrame) -> str:
     lines = [f"{'level':<8} {'n':>4}  {'mean':>6} {'SD':>6}  range"]
     for row in summary.itertuples(index=False):
         sd = "" if math.isnan(row.sd) else f"{row.sd:.3f}"
@@ -89,15 +89,15 @@ def format_volume_stats(stats: pd.DataFrame) -> str:
 
 
 def run_volumes(args: argparse.Namespace) -> int:
-    """Volume agreement of ``--volumes`` tables (see :mod:`discnet.volume_agreement`)."""
-    from discnet.figures import save
-    from discnet.volume_agreement import (
+    """Volume agreement of ``--volumes`` tables (see :mod:`discnet.evaluation.volume_agreement`)."""
+    from discnet.analysis.figures import bland_altman_figure
+    from discnet.evaluation.volume_agreement import (
         agreement_stats,
-        bland_altman_figure,
         paired_volumes,
         read_volume_table,
         session_pairs,
     )
+    from discnet.io.pictures import save
 
     if args.readers or len(args.volumes) > 2:
         raise InputError(None, "--volumes takes one or two tables and no READER_DIR", "give A.csv B.csv")
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             table.to_csv(tmp, index=False)
     pairs = table[["reader_a", "reader_b"]].drop_duplicates().shape[0]
     print(f"inter-reader Dice, {pairs} reader pair(s) x {table['subject'].nunique()} subject(s):")
-    print(format_summary(agreement_summary(table)))
+    print(format_agreement_summary(agreement_summary(table)))
     if args.output is not None:
         print(f"wrote {args.output}")
     return 0

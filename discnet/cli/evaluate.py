@@ -8,7 +8,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -17,11 +16,19 @@ import pandas as pd
 
 from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
-from discnet.evaluate import GridNote, collect_label_files, evaluate_files, manifest_names, pair_files, summary_table
+from discnet.evaluation.evaluate import (
+    GridNote,
+    collect_label_files,
+    evaluate_files,
+    manifest_names,
+    mean_sd,
+    pair_files,
+    summary_table,
+)
 from discnet.io import read_levels
 from discnet.io.atomic import atomic_path
 from discnet.io.guard import refuse_input
-from discnet.level_order import OVERRIDE_FLAG, LevelOrderWarning
+from discnet.postprocess.level_check import OVERRIDE_FLAG, LevelOrderWarning
 
 
 def add_parser(subparsers) -> None:
@@ -68,11 +75,7 @@ def _pairs(args: argparse.Namespace, manifest: pd.DataFrame | None) -> tuple[dic
     return pair_files(preds, _manifest_truths(manifest))
 
 
-def _fmt(mean: float, sd: float) -> str:
-    return f"{mean:.3f}" + ("" if math.isnan(sd) else f" ± {sd:.3f}")
-
-
-def format_summary(table: pd.DataFrame) -> str:
+def format_evaluation_summary(table: pd.DataFrame) -> str:
     """Mean ± SD Dice and volume ratio for all discs and per level (and per grade when known)."""
     lines = []
     for by in ("level", "grade"):
@@ -83,9 +86,9 @@ def format_summary(table: pd.DataFrame) -> str:
         for row in summary.itertuples(index=False):
             d = row._asdict()
             span = f"{d['dice_min']:.3f}-{d['dice_max']:.3f}"
-            ratio = _fmt(d["volume_ratio_mean"], d["volume_ratio_sd"])
+            ratio = mean_sd(d["volume_ratio_mean"], d["volume_ratio_sd"])
             lines.append(
-                f"{str(d[by]):<8} {d['dice_n']:>3}  {_fmt(d['dice_mean'], d['dice_sd']):<15} {span:<13} {ratio}"
+                f"{str(d[by]):<8} {d['dice_n']:>3}  {mean_sd(d['dice_mean'], d['dice_sd']):<15} {span:<13} {ratio}"
             )
     return "\n".join(lines)
 
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"note: {len(unpaired_preds)} prediction(s) without a truth file were skipped: {', '.join(unpaired_preds)}"
         )
-    print(format_summary(table))
+    print(format_evaluation_summary(table))
     discs = int((table["level"] != "all").sum())
     print(f"evaluated {len(pairs)} subject(s), {discs} disc(s); wrote {args.output}")
     return 0

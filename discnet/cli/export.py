@@ -34,8 +34,8 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from discnet.convert.export import export_network  # torch only when the verb runs
     from discnet.errors import InputError
-    from discnet.export import export_network  # torch only when the verb runs
 
     if args.image_size is not None and args.image_size < 8:
         raise InputError(None, f"--image-size {args.image_size} is too small", "give the size the model works at")

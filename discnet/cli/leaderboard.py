@@ -47,8 +47,8 @@ def add_run_sources(parser: argparse.ArgumentParser) -> None:
 
 def load_run_sources(args: argparse.Namespace):
     """The long table of runs named by :func:`add_run_sources` options; prints notes on skipped runs."""
+    from discnet.analysis.runs import collect, subject_sets_differ
     from discnet.errors import InputError
-    from discnet.runs import collect, subject_sets_differ
 
     long, notes = collect(args.sweeps, args.table, args.score)
     for note in notes:
@@ -128,10 +128,11 @@ def print_tables(board, versions, response: str, total: int, score: str) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from discnet.analysis.leaderboard import final_model, leaderboard_tables
+    from discnet.analysis.report import write_leaderboards, write_text
+    from discnet.analysis.runs import RESPONSES, has_response, run_means, score_name
     from discnet.errors import InputError
     from discnet.io.guard import protect
-    from discnet.report import leaderboard_tables, write_leaderboards, write_text
-    from discnet.runs import RESPONSES, final_model, has_response, run_means, score_name
 
     if args.top < 1:
         raise InputError(None, f"-n {args.top} is not a positive number of runs", "give e.g. -n 20")

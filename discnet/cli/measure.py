@@ -15,13 +15,13 @@ from pathlib import Path
 from discnet.data.manifest import discs_table, load_manifest
 from discnet.data.preprocess import InputConfig
 from discnet.errors import InputError
-from discnet.evaluate import collect_label_files, subject_key
+from discnet.evaluation.evaluate import collect_label_files, subject_key
+from discnet.evaluation.morphometry import UNITS, measurements_table, tidy
+from discnet.evaluation.volumes import LabelMappingWarning
 from discnet.io import read_levels
 from discnet.io.atomic import atomic_path, full_suffix
 from discnet.io.files import SUFFIXES, volume_format
 from discnet.io.guard import protect
-from discnet.morphometry import UNITS, measurements_table, tidy
-from discnet.volumes import LabelMappingWarning
 
 TIDY_NAME, WIDE_NAME = "measurements.csv", "measurements_wide.csv"
 #: Files ending so (before the extension) are not scans when an --images folder is listed.

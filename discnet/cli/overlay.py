@@ -72,7 +72,7 @@ def read_on_grid(path: Path, image: Volume) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
-    from discnet.qc import write_overlay  # matplotlib is slow to import; other verbs do not need it
+    from discnet.inference.qc import write_overlay  # matplotlib is slow to import; other verbs do not need it
 
     if args.montage is not None and not 1 <= args.montage <= 50:
         raise InputError(None, f"--montage {args.montage} is not in 1..50", "give the number of slices, e.g. 5")

@@ -8,10 +8,9 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,18 +19,14 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from discnet.backends import CHOICES as BACKEND_CHOICES
-from discnet.backends import prepare
-from discnet.data.manifest import load_manifest
+from discnet.data.preprocess import preset_names
 from discnet.errors import InputError
-from discnet.evaluate import check_same_grid
-from discnet.io import Volume, read_levels, read_volume, volume_format, write_like
-from discnet.io.atomic import atomic_path, full_suffix
-from discnet.io.files import SUFFIXES
-from discnet.io.guard import InputFiles, refuse_input_folder
-from discnet.io.itk import dicom_files
-from discnet.predict import PRESETS, disc_volumes, level_order, load_models, predict_volume
-from discnet.predict_outputs import (
+from discnet.evaluation.evaluate import check_same_grid
+from discnet.evaluation.volumes import no_disc_row
+from discnet.inference.backends import CHOICES as BACKEND_CHOICES
+from discnet.inference.backends import prepare
+from discnet.inference.batch import UNC, VOLUMES, Job, collect_inputs, plan_jobs
+from discnet.inference.outputs import (
     UNCERTAINTY,
     member_table,
     scan_measurements,
@@ -39,14 +34,10 @@ from discnet.predict_outputs import (
     volume_table,
     write_tables,
 )
-from discnet.uncertainty import FLIPS, read_reference
-from discnet.volumes import no_disc_row
-
-MASK, PROB, QC, UNC = "_discs", "_prob", "_qc", "_uncertainty"
-VOLUMES = "volumes.csv"
-#: Output suffix per input suffix with --same-format (detached-header formats become single files).
-SAME_FORMAT = {".mhd": ".mha", ".nhdr": ".nrrd", ".tiff": ".tif"}
-_UNSAFE = re.compile(r"[^\w.+-]")
+from discnet.inference.predict import disc_volumes, levels_and_values, load_models, predict_volume
+from discnet.inference.uncertainty import FLIPS, read_reference
+from discnet.io import Volume, read_levels, read_volume, write_like
+from discnet.io.atomic import atomic_path, full_suffix
 
 
 def add_parser(subparsers) -> None:
@@ -100,7 +91,7 @@ def add_parser(subparsers) -> None:
         "onnxruntime or openvino (CPU only; faster networks, but a build of seconds per call); auto (default): torch",
     )
     parser.add_argument(
-        "--input-preset", choices=list(PRESETS), help="input preset of checkpoints that do not record theirs"
+        "--input-preset", choices=preset_names(), help="input preset of checkpoints that do not record theirs"
     )
     parser.add_argument("--image-size", type=int, metavar="S", help="image size of checkpoints that do not record it")
     parser.add_argument(
@@ -119,121 +110,6 @@ def add_parser(subparsers) -> None:
         "--reference", type=Path, metavar="CSV", help="volume table whose per-level range flags outlying discs"
     )
     parser.set_defaults(func=run)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One scan and its output files."""
-
-    name: str
-    image: Path
-    mask: Path
-    probability: Path | None
-    qc: Path | None
-    uncertainty: Path | None = None
-
-    def outputs(self) -> list[Path]:
-        return [p for p in (self.mask, self.probability, self.qc, self.uncertainty) if p is not None]
-
-
-def file_stem(path: Path) -> str:
-    """A file-name-safe output name for an image file or DICOM folder."""
-    name = path.name[: len(path.name) - len(full_suffix(path))] if path.is_file() else path.name
-    return _UNSAFE.sub("_", name).lstrip(".") or "scan"
-
-
-def _skip_reason(entry: Path) -> str:
-    """Why a folder entry is not read as a scan (for the note listing every skipped entry)."""
-    if entry.is_dir():
-        return "a DICOM series folder: give it as its own INPUT" if dicom_files(entry) else "a folder"
-    if entry.name.startswith("."):
-        return "hidden"
-    if full_suffix(entry).lower() not in SUFFIXES:
-        return "not an image file"
-    return "a discnet output"
-
-
-def _folder(folder: Path, skipped: list[str]) -> list[tuple[str, Path]]:
-    own = (MASK, PROB, UNC)
-    entries = sorted(folder.iterdir())
-    files = [
-        f
-        for f in entries
-        if f.is_file()
-        and not f.name.startswith(".")
-        and full_suffix(f).lower() in SUFFIXES
-        and not file_stem(f).endswith(own)
-    ]
-    if files:
-        skipped += [f"{e} ({_skip_reason(e)})" for e in entries if e not in files]
-        return [(file_stem(f), f) for f in files]
-    if dicom_files(folder):
-        return [(file_stem(folder), folder)]
-    raise InputError(folder, "holds no image files and no DICOM series", "give image files or a DICOM folder")
-
-
-def _manifest(path: Path) -> list[tuple[str, Path]]:
-    df = load_manifest(path, require_labels=False, check_files=True)
-    several = df.groupby("subject")["session"].transform("nunique") > 1
-    return [
-        (f"{row.subject}_ses{row.session}" if many else str(row.subject), Path(row.image))
-        for row, many in zip(df.itertuples(), several, strict=True)
-    ]
-
-
-def collect_inputs(inputs: list[Path], skipped: list[str] | None = None) -> list[tuple[str, Path]]:
-    """(output name, image path) of every scan named by the command line's INPUTs; folder entries that are
-    not read are appended to ``skipped`` as ``"path (why)"``."""
-    skipped = [] if skipped is None else skipped
-    found = []
-    for path in inputs:
-        if not path.exists():
-            raise InputError(path, "not found", "check the path")
-        if path.is_dir():
-            found += _folder(path, skipped)
-        elif path.suffix.lower() == ".csv":
-            found += _manifest(path)
-        else:
-            volume_format(path)
-            found += [(file_stem(path), path)]
-    return found
-
-
-def _suffix(image: Path, same_format: bool) -> str:
-    if not same_format or image.is_dir():
-        return ".nii.gz"
-    suffix = full_suffix(image).lower()
-    return SAME_FORMAT.get(suffix, suffix)
-
-
-def plan_jobs(found: list[tuple[str, Path]], out_dir: Path, args: argparse.Namespace) -> list[Job]:
-    """Output paths of every scan; InputError when a name escapes ``out_dir`` or clashes."""
-    root = out_dir.resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "output folder is an existing file", "give a folder name for -o")
-    inputs = InputFiles([*(p for _, p in found), *args.inputs, *args.ckpt, args.levels], "an input")
-    refuse_input_folder(out_dir, [p for p in args.inputs if p.is_dir()])
-    jobs, seen = [], {}
-    for name, image in found:
-        if not name or ".." in name or _UNSAFE.search(name):
-            raise InputError(image, f"output name '{name}' is not a safe file name", "rename the subject or file")
-        suffix = _suffix(image, args.same_format)
-        job = Job(
-            name,
-            image,
-            out_dir / f"{name}{MASK}{suffix}",
-            out_dir / f"{name}{PROB}{suffix}" if args.probabilities else None,
-            out_dir / f"{name}{QC}.{args.qc_format}" if args.qc else None,
-        )
-        for out in [*job.outputs(), out_dir / VOLUMES]:
-            if out.resolve().parent != root:
-                raise InputError(image, f"output name '{name}' leaves the output folder", "rename the subject or file")
-            inputs.refuse(out)
-        if name in seen:
-            raise InputError(image, f"gives the same output name '{name}' as {seen[name]}", "rename one of them")
-        seen[name] = image
-        jobs.append(job)
-    return jobs
 
 
 def _device(text: str) -> torch.device:
@@ -291,7 +167,7 @@ def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, Vo
         if job.uncertainty is not None:
             write_like(info["uncertainty"], volume, job.uncertainty, dtype=np.float32)
         if job.qc is not None:
-            from discnet.qc import MONTAGE, write_overlay  # matplotlib only when pictures are asked for
+            from discnet.inference.qc import MONTAGE, write_overlay  # matplotlib only when pictures are asked for
 
             write_overlay(job.qc, volume, labels, subject=job.name, levels=levels, montage=MONTAGE)
     except OSError as err:
@@ -327,13 +203,21 @@ def _previous_rows(path: Path) -> dict[str, list[dict]]:
 def run(args: argparse.Namespace) -> int:
     _check_args(args)
     skipped: list[str] = []
-    jobs = plan_jobs(collect_inputs(args.inputs, skipped), args.output, args)
+    jobs = plan_jobs(
+        collect_inputs(args.inputs, skipped),
+        args.output,
+        args.inputs,
+        [*args.ckpt, args.levels],
+        same_format=args.same_format,
+        probabilities=args.probabilities,
+        qc_format=args.qc_format if args.qc else None,
+    )
     for entry in skipped:
         print(f"note: skipped {entry}")
     if args.uncertainty:
         jobs = _with_uncertainty_maps(jobs)
     levels = read_levels(args.levels)
-    names, _ = level_order(levels, args.levels)
+    names, _ = levels_and_values(levels, args.levels)
     if not 1 <= args.expected_discs <= len(names):
         raise InputError(args.levels, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
     reference = read_reference(args.reference) if args.reference is not None else None

@@ -41,10 +41,10 @@ def add_parser(subparsers) -> None:
 
 
 def measurement_report(path: Path, out: Path) -> list[Path]:
-    """Figures of a measurements table (:func:`discnet.morphometry_figure.measurement_figures`)."""
+    """Figures of a measurements table (:func:`discnet.analysis.morphometry_figure.measurement_figures`)."""
+    from discnet.analysis.morphometry_figure import measurement_figures
     from discnet.cli.stats import read_csv
     from discnet.errors import InputError
-    from discnet.morphometry_figure import measurement_figures
 
     table = read_csv(path)
     if "level" not in table.columns:
@@ -53,10 +53,10 @@ def measurement_report(path: Path, out: Path) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from discnet.analysis.report import write_report
     from discnet.cli.stats import analyse_inputs, load_inputs
     from discnet.errors import InputError
     from discnet.io.guard import protect
-    from discnet.report import write_report
 
     if args.output.is_file():
         raise InputError(args.output, "is a file", "give a folder for the report")
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     for note in analysis.notes:
         print(f"note: {note}")
     if inputs["long"] is not None:
-        from discnet.runs import final_model
+        from discnet.analysis.leaderboard import final_model
 
         print(final_model(inputs["long"])["text"])
     print(f"wrote {len(written)} files to {args.output}: {', '.join(p.name for p in written)}")

@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from discnet.data.manifest import load_manifest, save_manifest
-from discnet.data.split import format_summary, semi_random_split, split_distance, split_summary
+from discnet.data.split import format_split_summary, semi_random_split, split_distance, split_summary
 from discnet.errors import InputError
 from discnet.io.guard import manifest_files, refuse_input
 
@@ -53,6 +53,6 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest, require_labels=False, check_files=False)
     result = semi_random_split(manifest, args.val, seed=args.seed, candidates=args.candidates)
     out = save_manifest(result, args.output or args.manifest)
-    print(format_summary(split_summary(result)))
+    print(format_split_summary(split_summary(result)))
     print(f"balance cost {split_distance(result):.4f} (seed {args.seed}); wrote the split column to {out}")
     return 0

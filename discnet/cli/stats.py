@@ -77,8 +77,8 @@ def read_csv(path: Path):
 
 def load_inputs(args: argparse.Namespace) -> dict:
     """Runs (long table), per-disc metrics and agreement (table, per-disc rows) named by the options."""
+    from discnet.analysis.stats import disc_rows
     from discnet.errors import InputError
-    from discnet.stats import disc_rows
 
     if not args.sweeps and args.table is None and args.metrics is None and args.agreement is None:
         raise InputError(None, "nothing to analyse", "give SWEEP_DIR folders, --table, --metrics or --agreement")
@@ -87,7 +87,7 @@ def load_inputs(args: argparse.Namespace) -> dict:
     factors = [f.strip() for f in args.factors.split(",") if f.strip()]
     inputs = {"factors": factors, "long": None, "discs": None, "agreement": None, "intro": []}
     if args.sweeps or args.table is not None:
-        from discnet.report import describe_runs
+        from discnet.analysis.report import describe_runs
 
         long = load_run_sources(args)
         unknown = [f for f in factors if f not in long or long[f].isna().all()]
@@ -110,7 +110,7 @@ def load_inputs(args: argparse.Namespace) -> dict:
 
 
 def analyse_inputs(args: argparse.Namespace, inputs: dict):
-    from discnet.stats import analyse
+    from discnet.analysis.stats import analyse
 
     agreement = inputs["agreement"][1] if inputs["agreement"] is not None else None
     return analyse(
@@ -119,9 +119,9 @@ def analyse_inputs(args: argparse.Namespace, inputs: dict):
 
 
 def run(args: argparse.Namespace) -> int:
+    from discnet.analysis.report import stats_markdown, write_stats
     from discnet.errors import InputError
     from discnet.io.guard import protect
-    from discnet.report import stats_markdown, write_stats
 
     if args.output is not None and args.output.is_file():
         raise InputError(args.output, "is a file", "give a folder for stats.md and the CSV tables")

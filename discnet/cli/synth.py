@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 
 from discnet.errors import InputError
+from discnet.spine import GRADES
 
 
 def add_parser(subparsers) -> None:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(out, "is a file, not a folder", "give a folder name for the dataset")
     if (out / "subjects.csv").exists() and not args.overwrite:
         raise InputError(out / "subjects.csv", "already exists", "pass --overwrite or choose another folder")
-    from discnet.data.synthetic import generate_dataset  # numpy/scipy/nibabel only when used
+    from discnet.phantoms.synthetic import generate_dataset  # numpy/scipy/nibabel only when used
 
     _check_size(args.size, args.slices)
     shape = {} if args.size is None else {"shape": tuple(args.size)}
@@ -94,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         rows = list(csv.DictReader(fh))
     first = {row["subject"]: row for row in rows}.values()
     grades = Counter(v for row in first for k, v in row.items() if k.startswith("grade_"))
-    counts = ", ".join(f"{g}: {grades[g]}" for g in ("I", "II", "III", "IV", "V"))
+    counts = ", ".join(f"{g}: {grades[g]}" for g in GRADES)
     print(
         f"wrote {len(rows)} scans of {args.subjects} subjects to {manifest} "
         f"in {time.perf_counter() - start:.1f} s (disc grades {counts})"

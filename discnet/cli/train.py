@@ -16,7 +16,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from discnet.train_entry import CONF_DIR, check_overrides, guarded_run
+from discnet.training.entry import CONF_DIR, check_overrides, guarded_run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")

@@ -12,13 +12,13 @@ import warnings
 from pathlib import Path
 
 from discnet.errors import InputError
-from discnet.evaluate import collect_label_files
+from discnet.evaluation.evaluate import collect_label_files
+from discnet.evaluation.volumes import MIN_FRACTION, LabelMappingWarning, volumes_table
 from discnet.io import read_levels
 from discnet.io.atomic import atomic_path
 from discnet.io.guard import refuse_input
 from discnet.io.levels import check_known_names
-from discnet.level_order import OVERRIDE_FLAG, LevelOrderWarning
-from discnet.volumes import MIN_FRACTION, LabelMappingWarning, volumes_table
+from discnet.postprocess.level_check import OVERRIDE_FLAG, LevelOrderWarning
 
 
 def add_parser(subparsers) -> None:

@@ -139,11 +139,11 @@ def _image_size(path: Path, model: KerasModel, kwargs: dict | None, image_size: 
 
 
 def _input(preset: str, scale: float | None) -> dict:
-    from discnet.predict import PRESETS  # the input presets of conf/input
+    from discnet.data.preprocess import input_presets, preset_names
 
-    if preset not in PRESETS:
-        raise InputError(None, f"unknown input preset '{preset}'", f"use one of {', '.join(PRESETS)}")
-    cfg = PRESETS[preset] if scale is None else dataclasses.replace(PRESETS[preset], scale=float(scale))
+    if preset not in preset_names():
+        raise InputError(None, f"unknown input preset '{preset}'", f"use one of {', '.join(preset_names())}")
+    cfg = input_presets()[preset] if scale is None else dataclasses.replace(input_presets()[preset], scale=float(scale))
     return dataclasses.asdict(cfg)
 
 
@@ -164,7 +164,7 @@ def convert_keras(
         input_preset: how scans are prepared for it (``conf/input``; the paper's final model: stretched).
         input_scale: factor on the prepared intensities (default the preset's 1/255, giving [0, 1]).
         image_size: side the slices are resized to; default the Keras input side (a valid-padding U-Net
-            is then fed reflect-padded slices, as in :func:`discnet.inference.segment_logits`). Required
+            is then fed reflect-padded slices, as in :func:`discnet.inference.probability.segment_logits`). Required
             for a U-Net that accepts any size.
         generic: write the generic model even when the U-Net mapping applies.
     """

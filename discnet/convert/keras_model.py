@@ -241,7 +241,7 @@ class KerasGraphNet(nn.Module):
     Args:
         graph: the parsed graph (or its :meth:`Graph.to_dict`).
         logits: return discnet logits instead (softmax left out; a one-channel sigmoid ``z`` becomes the
-            two channels ``[0, z]``), as :func:`discnet.inference.disc_probability` expects.
+            two channels ``[0, z]``), as :func:`discnet.inference.probability.disc_probability` expects.
     """
 
     def __init__(self, graph: Graph | dict, logits: bool = False):

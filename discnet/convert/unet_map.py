@@ -18,6 +18,9 @@ Example:
     >>> m = map_unet(read_keras("tests/fixtures/keras/k3_unet_same.keras"))  # doctest: +SKIP
     >>> m.kwargs["base_filters"], m.head  # doctest: +SKIP
     (4, 'softmax')
+
+Over 300 lines because it is one table: every Keras layer of the paper's U-Net family mapped onto
+discnet's parameters, with the checks that the two architectures match.
 """
 
 from __future__ import annotations

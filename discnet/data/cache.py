@@ -3,9 +3,12 @@
 A sweep of many runs over the same data preprocesses each volume once; later runs load tensors.
 
 Example:
-    >>> key = cache_key(["a.nii.gz"], {"size": 256})
-    >>> len(key)
-    16
+    >>> import pathlib, tempfile
+    >>> scan = pathlib.Path(tempfile.mkdtemp()) / "a.nii.gz"
+    >>> _ = scan.write_bytes(b"scan")
+    >>> key = cache_key([scan], {"size": 256})
+    >>> len(key), key == cache_key([scan], {"size": 512})
+    (16, False)
 """
 
 from __future__ import annotations

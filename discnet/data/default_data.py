@@ -20,7 +20,7 @@ from pathlib import Path
 
 from discnet.data.manifest import load_manifest, save_manifest
 from discnet.data.split import semi_random_split
-from discnet.data.synthetic import generate_dataset
+from discnet.phantoms.synthetic import generate_dataset
 
 
 def ensure_default_data(data: Mapping, say=print) -> bool:

@@ -12,6 +12,9 @@ Example:
     >>> df = load_manifest(d / "subjects.csv", require_labels=False, check_files=False)
     >>> df.loc[0, "image"] == str(d / "scans" / "s01.nii.gz"), int(df.loc[0, "session"]), int(df.loc[0, "grade_L4-L5"])
     (True, 1, 4)
+
+Over 300 lines because it is one file format and every check of it (a bad manifest is one line
+naming the row and cell), with the per-disc table derived from it.
 """
 
 from __future__ import annotations
@@ -27,18 +30,16 @@ import pandas as pd
 from discnet.errors import InputError
 from discnet.io.atomic import atomic_path
 from discnet.io.files import read_geometry
-from discnet.levels import LEVELS
+from discnet.spine import GRADES, LEVELS, UNKNOWN_TEXTS, grade_number
 
 KNOWN = ("subject", "image", "label", "session", "age", "sex", "split")
 SPLITS = ("train", "val", "test")
-GRADES = ("I", "II", "III", "IV", "V")
 #: Largest difference (mm) between image and label affines that still counts as the same geometry.
 GEOMETRY_ATOL_MM = 1e-4
 #: Key in ``DataFrame.attrs`` under which load_manifest leaves what save_manifest needs.
 ATTRS = "discnet_manifest"
 
 _SPLIT_ALIASES = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}
-_UNKNOWN = {"", "NA", "N/A", "NAN"}
 _SAFE_NAME = re.compile(r"^\w[\w.+-]*$")
 
 
@@ -90,16 +91,11 @@ def _column_name(name: str, path: Path) -> str:
 
 
 def _parse_grade(text: str) -> int | None:
-    text = text.upper()
-    if text in _UNKNOWN:
-        return None
-    if text in GRADES:
-        return GRADES.index(text) + 1
+    """The grade 1-5, None when unknown, -1 when ``text`` is not a grade (the caller names the cell)."""
     try:
-        value = float(text)
+        return grade_number(text)
     except ValueError:
         return -1
-    return int(value) if value.is_integer() and 1 <= value <= 5 else -1
 
 
 def _subject(name: str, where: str, path: Path) -> str:
@@ -125,7 +121,7 @@ def _session(text: str, where: str, path: Path) -> int:
 
 
 def _age(text: str, where: str, path: Path) -> float:
-    if text.upper() in _UNKNOWN:
+    if text.upper() in UNKNOWN_TEXTS:
         return float("nan")
     try:
         value = float(text)
@@ -260,7 +256,7 @@ def load_manifest(
                 )
         if check_geometry and isinstance(row["label"], str):
             _check_geometry(row["image"], row["label"], where[i], path)
-    texts = [t.upper() for c in grade_columns(raw) for t in raw[c] if t.upper() not in _UNKNOWN]
+    texts = [t.upper() for c in grade_columns(raw) for t in raw[c] if t.upper() not in UNKNOWN_TEXTS]
     absolute = {os.path.abspath(t) for c in ("image", "label") if c in raw.columns for t in raw[c] if os.path.isabs(t)}
     df.attrs[ATTRS] = {
         "path": str(path),

@@ -15,8 +15,10 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -59,6 +61,41 @@ class InputConfig:
             raise ValueError(f"input.stretch must be none, volume or slice, not {self.stretch!r}")
         if self.fit not in ("stretch", "pad"):
             raise ValueError(f"input.fit must be stretch or pad, not {self.fit!r}")
+
+
+#: discnet's Hydra configs, shipped inside the package (``discnet/conf``, the repository's ``conf/``).
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def preset_names() -> list[str]:
+    """Names of the input presets: the files of ``conf/input``.
+
+    Example:
+        >>> preset_names()
+        ['augmented', 'deleted_blanks', 'raw', 'stretched']
+    """
+    return sorted(p.stem for p in (CONF_DIR / "input").glob("*.yaml"))
+
+
+@functools.cache
+def input_presets() -> dict[str, InputConfig]:
+    """Every input preset of ``conf/input`` (paper Table 2) as Hydra composes it (its defaults list
+    included): the one source that training's YAML and prediction both read.
+
+    Example:
+        >>> input_presets()["augmented"].augment_copies, input_presets()["raw"].stretch
+        (1, 'none')
+    """
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    def composed() -> dict[str, InputConfig]:
+        return {name: input_config(compose(config_name=f"input/{name}")["input"]) for name in preset_names()}
+
+    if GlobalHydra.instance().is_initialized():  # inside a Hydra app (its search path holds these configs)
+        return composed()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base=None):
+        return composed()
 
 
 def input_config(fields: Mapping | None) -> InputConfig:

@@ -186,7 +186,7 @@ def split_summary(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def format_summary(summary: pd.DataFrame) -> str:
+def format_split_summary(summary: pd.DataFrame) -> str:
     """Plain-text Table 1: counts, and per grade ``number (percent of the row's discs, halves rounded up)``."""
     grades = list(summary.columns[2:])
     header = ["", "Subjects", "Discs", *grades]

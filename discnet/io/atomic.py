@@ -35,9 +35,20 @@ def full_suffix(path: Path) -> str:
     return path.suffix
 
 
+def file_stem(path: str | Path) -> str:
+    """The file name without its :func:`full_suffix`.
+
+    Example:
+        >>> file_stem("scans/sub11_T2w.nii.gz")
+        'sub11_T2w'
+    """
+    path = Path(path)
+    suffix = full_suffix(path)
+    return path.name[: len(path.name) - len(suffix)] if suffix else path.name
+
+
 def _stem_and_suffix(final: Path) -> tuple[str, str]:
-    suffix = full_suffix(final)
-    return (final.name[: len(final.name) - len(suffix)] if suffix else final.name), suffix
+    return file_stem(final), full_suffix(final)
 
 
 def _alive(pid: int) -> bool:

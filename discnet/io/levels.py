@@ -17,7 +17,7 @@ from pathlib import Path
 
 from discnet.errors import InputError
 from discnet.io.limits import check_limit
-from discnet.levels import DEFAULT_LABELS, LEVELS
+from discnet.spine import DEFAULT_LABELS, LEVELS
 
 
 def default_levels() -> dict[int, str]:

@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
-from discnet.levels import DEFAULT_LABELS, LEVELS
+from discnet.spine import DEFAULT_LABELS, LEVELS
 
 
 class DiscCountWarning(UserWarning):

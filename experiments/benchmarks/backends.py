@@ -1,6 +1,6 @@
 """Section ``backends``: the CPU inference levers side by side (``bench.py --sections backends``).
 
-Every variant runs the network part of ``discnet predict`` (:func:`discnet.inference.disc_probability` over
+Every variant runs the network part of ``discnet predict`` (:func:`discnet.inference.probability.disc_probability` over
 the volume's slices, probabilities resized back) on the same prepared slices and weights. Variants are
 timed interleaved (A B C ... A B C ...: one warm-up round, then ``repeats`` timed rounds) so that a machine
 shared with other work slows them alike; the figures are medians and ratios to today's path (eager
@@ -22,10 +22,10 @@ from inference import _monai_slices, bench_model, paper_scan
 from machine import forward_flops, theoretical_peak
 from monai.losses import DiceCELoss
 
-from discnet.backends import BACKENDS, prepare
 from discnet.cli import main as discnet_main
 from discnet.data.preprocess import InputConfig, prepare_volume
-from discnet.inference import disc_probability
+from discnet.inference.backends import BACKENDS, prepare
+from discnet.inference.probability import disc_probability
 from discnet.io import read_volume
 
 TODAY = "torch (today: contiguous)"
@@ -166,7 +166,7 @@ def _end_to_end(setup, ckpt, image, best: str) -> dict:
 
         def call():
             if today:
-                with mock.patch("discnet.backends.channels_last_default", return_value=False):
+                with mock.patch("discnet.inference.backends.channels_last_default", return_value=False):
                     discnet_main(args)
             else:
                 discnet_main(args)

@@ -13,9 +13,9 @@ from inference import Setup, paper_scan
 from machine import measure
 
 from discnet.cli import main as discnet_main
-from discnet.evaluate import evaluate_pair
+from discnet.evaluation.evaluate import evaluate_pair
+from discnet.evaluation.metrics import dice
 from discnet.io import read_levels, read_volume, to_canonical
-from discnet.metrics import dice
 from discnet.postprocess import remove_orphans
 
 

@@ -35,8 +35,8 @@ from machine import device_info  # noqa: E402
 from report import markdown as bench_markdown  # noqa: E402
 from training import _StepTimes  # noqa: E402
 
-from discnet.metrics import dice  # noqa: E402
-from discnet.models.segmenter import DiscSegmenter  # noqa: E402
+from discnet.evaluation.metrics import dice  # noqa: E402
+from discnet.training.segmenter import DiscSegmenter  # noqa: E402
 
 LUMBAR = REPO.parent / "shared" / "data" / "lumbar-t2"
 DICE_TOLERANCE = 1e-3

@@ -11,10 +11,10 @@ from monai.inferers import SliceInferer
 
 from discnet.cli import main as discnet_main
 from discnet.data.preprocess import InputConfig, prepare_volume
-from discnet.data.synthetic import generate_dataset
-from discnet.inference import disc_probability
+from discnet.inference.probability import disc_probability
 from discnet.io import read_volume
-from discnet.models.segmenter import DiscSegmenter
+from discnet.phantoms.synthetic import generate_dataset
+from discnet.training.segmenter import DiscSegmenter
 
 
 @dataclasses.dataclass

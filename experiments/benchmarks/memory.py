@@ -21,7 +21,7 @@ import json, sys, torch
 def peak_rss_mb():
     status = open("/proc/self/status").read().split("VmHWM:")[1]
     return int(status.split()[0]) / 1024
-from discnet.models.segmenter import DiscSegmenter
+from discnet.training.segmenter import DiscSegmenter
 params, ref, batch, size, device = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 model = DiscSegmenter(net={"params": params, "reference_filters": ref}, optim={}).to(device)
 opt = torch.optim.AdamW(model.parameters())

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 from discnet.data.augment import augment_batch, augment_config, batch_generator
 from discnet.data.datamodule import DiscDataModule
 from discnet.models.optimizer import build_optimizer
-from discnet.models.segmenter import DiscSegmenter
+from discnet.training.segmenter import DiscSegmenter
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 

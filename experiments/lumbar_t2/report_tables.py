@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from discnet.report import frame_markdown  # noqa: E402
+from discnet.analysis.report import frame_markdown  # noqa: E402
 
 MAIN = ("discnet recipe", "MONAI BasicUNet")
 LEVELS = ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from discnet.training import read_summary
+from discnet.training.run import read_summary
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -224,7 +224,7 @@ def main() -> None:
     tables += ensembles
     hits = None
     if ensembles:
-        from discnet.uncertainty import flag_hit_rate
+        from discnet.inference.uncertainty import flag_hit_rate
 
         hits = flag_hit_rate(pd.concat(uncertainty), pd.concat(ensembles)).assign(folds=len(ensembles))
     rows = pd.concat(tables, ignore_index=True)

@@ -1,0 +1,1 @@
+"""Synthetic lumbar phantoms with known disc masks (anatomy, tissues, rendering, writing)."""

@@ -1,0 +1,32 @@
+"""The command line behaves alike across verbs: --version, --debug before or after the verb."""
+
+from __future__ import annotations
+
+import pytest
+
+import discnet
+from discnet.cli import VERBS, build_parser, main
+from discnet.errors import InputError
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"discnet {discnet.__version__}"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_before_or_after_the_verb_shows_the_traceback(where, tmp_path, capsys):
+    args = ["volumes", str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "v.csv")]
+    assert main(args) == 2 and "not found" in capsys.readouterr().err
+    with pytest.raises(InputError, match="not found"):
+        main(["--debug", *args] if where == "before" else [*args, "--debug"])
+
+
+@pytest.mark.parametrize("verb", [v for v in VERBS if v != "train"])
+def test_every_verb_takes_debug_after_it(verb):
+    parser = build_parser(verb)
+    action = next(
+        a for a in parser._subparsers._group_actions[0].choices[verb]._actions if "--debug" in a.option_strings
+    )
+    assert action.dest == "debug"
