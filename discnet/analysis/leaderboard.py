@@ -14,11 +14,11 @@ Example:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
 
 from discnet.analysis.runs import has_response, run_means, score_name
+from discnet.models.run_folder import RunFolder
 from discnet.spine import natural_key
 
 
@@ -78,7 +78,7 @@ def final_model(long: pd.DataFrame) -> dict:
     top = version_summary(long, response).iloc[0]
     best = leaderboard(long[long["version"] == top["version"]], response=response).iloc[0]
     held = set(long["score"].dropna().astype(str)) if "score" in long else set()
-    ckpt = "last.ckpt" if held == {"last"} else "best.ckpt"
+    which = "last" if held == {"last"} else "best"
     what = f"validation Dice{' with orphan removal' if response != 'dsc' else ''} ({score_name(long)})"
     choice = {
         "version": str(top["version"]),
@@ -90,7 +90,7 @@ def final_model(long: pd.DataFrame) -> dict:
         "dsc": float(best[response]),
         "response": response,
         "score": "/".join(sorted(held)) or None,
-        "checkpoint": str(Path(str(best["run"])) / "checkpoints" / ckpt),
+        "checkpoint": str(RunFolder(str(best["run"])).checkpoint(which)),
     }
     sd = "" if math.isnan(choice["version_sd"]) else f" ± {choice['version_sd']:.3f}"
     choice["text"] = (

@@ -35,10 +35,10 @@ import pandas as pd
 
 from discnet.analysis.versions import read_config, version_config, version_names
 from discnet.errors import InputError
+from discnet.models.run_folder import SUMMARY
 from discnet.spine import natural_key
 from discnet.training.run_scores import SCORE_NAMES, SCORES, MissingScores, run_scores
 
-SUMMARY = "summary.json"
 FACTORS = ["version", "round", "params", "input"]
 COLUMNS = [*FACTORS, "seed", "subject", "dsc", "dsc_orphan_removed", "score", "epoch", "run"]
 #: Response columns: Dice as trained, and after orphan removal (paper 2.6).

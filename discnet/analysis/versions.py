@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-CONFIG = "config.yaml"
+from discnet.models.run_folder import CONFIG
+
 #: Settings that do not change what a run trains: its seed, where it writes, how it is logged or resumed,
 #: and the version/round labels themselves.
 IGNORED = (

@@ -34,6 +34,7 @@ from discnet.io import Volume, from_canonical, to_canonical
 from discnet.io.levels import check_known_names, default_levels
 from discnet.io.safe_yaml import read_plain_yaml
 from discnet.models.checkpoint import check_image_size, load_net
+from discnet.models.run_folder import RunFolder
 from discnet.postprocess import DiscCountWarning, label_levels, remove_orphans
 from discnet.spine import LEVELS
 
@@ -88,7 +89,7 @@ def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:
 
 def _run_config(path: Path) -> dict:
     """``input`` and ``image_size`` from the run's resolved ``config.yaml`` (``<run>/checkpoints/x.ckpt``)."""
-    config = path.resolve().parent.parent / "config.yaml"
+    config = RunFolder.of_checkpoint(path).config
     if not config.is_file():
         return {}
     cfg = read_plain_yaml(config)  # no aliases, no interpolation: the file may come with a foreign checkpoint

@@ -25,13 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from discnet.errors import InputError
-from discnet.training.run import SUMMARY, run, write_json
+from discnet.models.run_folder import CONFIG, SUMMARY, write_json
+from discnet.training.run import run
 
 log = logging.getLogger("discnet.train")
 #: The Hydra configs, inside the package (``discnet/conf``: in a checkout a link to ``conf/``).
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: What a failed launch leaves in its run folder before training starts (removed with the folder).
-_LAUNCH_FILES = (".hydra", "config.yaml")
+_LAUNCH_FILES = (".hydra", CONFIG)
 
 
 def program() -> str:

@@ -29,6 +29,7 @@ from lightning.pytorch.callbacks import Callback
 from discnet.errors import InputError
 from discnet.models.checkpoint import read_checkpoint
 from discnet.models.checkpoint_io import read_any_checkpoint
+from discnet.models.run_folder import RunFolder
 
 
 class RandomStates(Callback):
@@ -129,8 +130,8 @@ def resume_path(ckpt_path: str | None, out: Path, automatic: bool, allow_remote:
     if ckpt_path:
         read_any_checkpoint(ckpt_path, allow_remote)
         return str(ckpt_path)
-    folder = out / "checkpoints"
-    last, best = folder / "last.ckpt", folder / "best.ckpt"
+    folder = RunFolder(out)
+    last, best = folder.checkpoint("last"), folder.checkpoint("best")
     if not automatic or not last.is_file():
         return None
     try:

@@ -8,7 +8,6 @@ finish what is missing); a run with a ``last.ckpt`` but no complete summary resu
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -23,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from discnet.io.atomic import atomic_path
 from discnet.models.checkpoint import load_weights, read_checkpoint
 from discnet.models.checkpoint_io import SafeCheckpointIO
+from discnet.models.run_folder import SUMMARY, RunFolder, read_summary, write_summary
 from discnet.models.unet import count_parameters
 from discnet.training.config_checks import check_train_config
 from discnet.training.epoch_log import EpochLine, is_terminal, quiet_lightning
@@ -31,25 +31,12 @@ from discnet.training.run_scores import SCORE_KEYS, epoch_scores
 from discnet.training.segmenter import DiscSegmenter
 
 log = logging.getLogger("discnet.train")
-SUMMARY = "summary.json"
-
-
-def read_summary(folder: str | Path) -> dict | None:
-    """The run's ``summary.json``, or None when absent or unreadable."""
-    try:
-        return json.loads((Path(folder) / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
 
 
 def _written(path: Path, write) -> None:
     """``write(tmp)`` to a temporary beside ``path``, renamed onto it (a full disk is an InputError)."""
     with atomic_path(path) as tmp:
         write(tmp)
-
-
-def write_json(data: dict, path: Path) -> None:
-    _written(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8"))
 
 
 def _wandb_offline_without_key() -> None:
@@ -176,7 +163,7 @@ def run(cfg: DictConfig) -> dict:
         return previous
     allow_remote = bool(cfg.get("allow_remote_checkpoints", False))
     ckpt_path = resume_path(cfg.get("ckpt_path"), out, bool(cfg.get("skip_complete", True)), allow_remote)
-    _written(out / "config.yaml", lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
+    _written(RunFolder(out).config, lambda tmp: OmegaConf.save(cfg, tmp, resolve=True))
     L.seed_everything(int(cfg.seed), workers=True)
     datamodule, model, trainer = _build(cfg, out)
     start = time.perf_counter()
@@ -188,8 +175,8 @@ def run(cfg: DictConfig) -> dict:
         raise
     summary = _summary(cfg, model, trainer, time.perf_counter() - start, "complete")
     if trainer.is_global_zero:
-        _written(out / "val_scores.csv", lambda tmp: pd.DataFrame(model.history).to_csv(tmp, index=False))
-        write_json(summary, out / SUMMARY)
+        _written(RunFolder(out).epochs, lambda tmp: pd.DataFrame(model.history).to_csv(tmp, index=False))
+        write_summary(summary, out)
         _log_to_wandb(trainer, summary)
     log.info(
         "best val/dsc %.4f at epoch %s; outputs in %s",

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from discnet.models.run_folder import EPOCHS
+
 SCORES = ("last", "best")
 SCORE_NAMES = {"last": "last epoch", "best": "best epoch"}
 SCORE_KEYS = ("epoch", "dsc", "dsc_orphan_removed", "subjects", "subjects_orphan_removed")
-EPOCHS = "val_scores.csv"
 ORPHANS = "orphan_removed/"
 
 

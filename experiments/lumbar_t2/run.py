@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from discnet.training.run import read_summary
+from discnet.models.run_folder import RunFolder, read_summary
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -90,7 +90,7 @@ def predict(args, ckpts: list[Path], subject: str, out: Path, *flags: str) -> pd
 
 
 def score_run(args, variant: str, held: str, run_dir: Path) -> list[pd.DataFrame]:
-    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt = RunFolder(run_dir).checkpoint("last")
     summary = read_summary(run_dir)
     out = args.work / "predict" / variant / held
     tables = [
@@ -137,7 +137,7 @@ def ensemble(args, held: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]
     if not all(complete(s) for s in seeds):
         return None, None
     out = args.work / "predict" / "ensemble" / held
-    ckpts = [s / "checkpoints" / "last.ckpt" for s in seeds]
+    ckpts = [RunFolder(s).checkpoint("last") for s in seeds]
     table = predict(args, ckpts, held, out, "--reference", args.reference).assign(
         orphan_removal=True, tta="none", method="discnet recipe, 3-seed ensemble", held_out=held
     )
@@ -176,7 +176,7 @@ def final_model(args) -> dict | None:
     summary, scan = read_summary(run_dir), args.data / f"{SUBJECTS[0]}_T2w.nii.gz"
     out = args.work / "predict" / "final"
     if not (out / "volumes.csv").is_file():
-        discnet("predict", "--ckpt", run_dir / "checkpoints" / "last.ckpt", scan, "--levels", args.data / "levels.csv",
+        discnet("predict", "--ckpt", RunFolder(run_dir).checkpoint("last"), scan, "--levels", args.data / "levels.csv",
                 "-o", out, "--qc", "--reference", args.reference)  # fmt: skip
     image, mask = nib.load(scan), nib.load(out / f"{SUBJECTS[0]}_T2w_discs.nii.gz")
     volumes = pd.read_csv(out / "volumes.csv")
