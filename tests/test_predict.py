@@ -358,3 +358,32 @@ def test_disc_count_warning_is_one_line(tmp_path, ckpt, monkeypatch, capsys):
     ]
     assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "up", "--anchor", "superior") == 0
     assert pd.read_csv(tmp_path / "up" / "volumes.csv")["level"].tolist() == ["L1-L2", "L2-L3", "L3-L4"]
+
+
+def _with_threshold(source: Path, out: Path, threshold) -> Path:
+    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint["hyper_parameters"]["threshold"] = threshold
+    torch.save(checkpoint, out)
+    return out
+
+
+def test_predict_thresholds_at_the_checkpoints_own_threshold(tmp_path):
+    from discnet.inference.predict import stored_threshold
+    from tests.test_bad_input import save_checkpoint
+
+    plain = save_checkpoint(tmp_path / "plain.ckpt")
+    strict = _with_threshold(plain, tmp_path / "strict.ckpt", 0.999)
+    assert stored_threshold([plain]) == 0.5 and stored_threshold([strict, strict]) == 0.999
+    with pytest.raises(InputError, match="different thresholds"):
+        stored_threshold([plain, strict])
+    with pytest.raises(InputError, match="not a probability"):
+        stored_threshold([_with_threshold(plain, tmp_path / "bad.ckpt", 1.5)])
+    scan = tmp_path / "scan.nii.gz"
+    rng = np.random.default_rng(0)
+    nib.save(nib.Nifti1Image(rng.normal(100, 30, (6, 32, 32)).astype(np.float32), np.eye(4)), scan)
+    voxels = {}
+    for ckpt in (plain, strict):
+        out = tmp_path / ckpt.stem
+        assert discnet.cli.main(["predict", "--ckpt", str(ckpt), str(scan), "-o", str(out), "--no-orphan-removal"]) == 0
+        voxels[ckpt.stem] = int((nib.load(out / "scan_discs.nii.gz").get_fdata() > 0).sum())
+    assert voxels["strict"] < voxels["plain"], voxels

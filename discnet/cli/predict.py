@@ -34,7 +34,7 @@ from discnet.inference.outputs import (
     volume_table,
     write_tables,
 )
-from discnet.inference.predict import disc_volumes, levels_and_values, load_models, predict_volume
+from discnet.inference.predict import disc_volumes, levels_and_values, load_models, predict_volume, stored_threshold
 from discnet.inference.uncertainty import FLIPS, read_reference
 from discnet.io import Volume, read_levels, read_volume, write_like
 from discnet.io.atomic import atomic_path, full_suffix
@@ -143,13 +143,14 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, Volume, dict]:
-    nets, input_cfg, size = models
+    nets, input_cfg, size, threshold = models
     volume = read_volume(job.image)
     labels, prob, info = predict_volume(
         nets,
         volume,
         input_cfg,
         size,
+        threshold=threshold,
         levels=levels,
         expected_discs=args.expected_discs,
         orphan_removal=not args.no_orphan_removal,
@@ -223,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
     reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
     nets, input_cfg, size = load_models(args.ckpt, args.input_preset, args.image_size, device)
-    models = ([prepare(net, args.backend, device) for net in nets], input_cfg, size)
+    models = ([prepare(net, args.backend, device) for net in nets], input_cfg, size, stored_threshold(args.ckpt))
     _writable(args.output)
     ensemble = len(args.ckpt) * len(FLIPS[args.tta]) > 1 or reference is not None
     previous = _previous_rows(args.output / UNCERTAINTY) if ensemble and args.skip_existing else {}
