@@ -77,7 +77,7 @@ lumbar-t2: $(STAMP)  ## leave-one-out on ../shared/data/lumbar-t2 (raw vs stretc
 	$(BIN)/python experiments/lumbar_t2/run.py
 
 $(CURDIR)/experiments/work/phantoms/subjects.csv: | $(STAMP)
-	$(BIN)/discnet synth $(@D) --subjects 10 --sessions 2 --slices 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 0
+	$(BIN)/discnet synth $(@D) --subjects 10 --sessions 2 --slice-count 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 0
 	$(BIN)/discnet split $@ --val 3 --seed 0
 
 round1: $(STAMP) $(ROUND_DATA)  ## round 1 (Table 2): 10 versions x SEEDS seeds (SCALE=cpu|paper)
@@ -102,7 +102,7 @@ analyze: $(STAMP) $(TEST_MANIFEST)  ## leaderboards, statistics, figures of both
 		-o experiments/round2/results-$(SCALE)
 
 $(CURDIR)/experiments/work/test-phantoms/subjects.csv: | $(STAMP)
-	$(BIN)/discnet synth $(@D) --subjects 8 --sessions 1 --slices 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 1000
+	$(BIN)/discnet synth $(@D) --subjects 8 --sessions 1 --slice-count 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 1000
 
 # `make bench` measures at the paper's geometry; on a small CPU pass fewer slices, e.g.
 # make bench BENCH_ARGS="--slices 4 --bf16-slices 1 --bf16-repeats 1 --memory-batches 1 2 --memory-models unet75"

@@ -30,3 +30,11 @@ def test_every_verb_takes_debug_after_it(verb):
         a for a in parser._subparsers._group_actions[0].choices[verb]._actions if "--debug" in a.option_strings
     )
     assert action.dest == "debug"
+
+
+@pytest.mark.parametrize("flag", ["--slice-count", "--slices"])
+def test_synth_names_its_slice_count_apart_from_the_slices_overlay_draws(flag):
+    args = build_parser("synth").parse_args(["synth", "out", flag, "12", "14"])
+    assert args.slices == [12, 14]
+    overlay = build_parser("overlay").parse_args(["overlay", "a.nii", "b.nii", "-o", "o.png", "--slices", "3,5"])
+    assert overlay.slices == "3,5" or list(overlay.slices) == [3, 5]

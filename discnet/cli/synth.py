@@ -32,7 +32,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--sessions", type=int, default=1, help="scans per subject, 1 to 4 (default 1)")
     p.add_argument(
-        "--slices",
+        "--slice-count",
+        "--slices",  # the old name, kept as an alias (elsewhere --slices picks slices to draw)
+        dest="slices",
         type=int,
         nargs="+",
         metavar="N",
@@ -63,12 +65,12 @@ def _check_size(size: list[int] | None, slices: list[int] | None) -> None:
     side = list(size or []) + list(slices or [])
     if any(n < 1 for n in side) or (size and min(size) < 16):
         raise InputError(
-            "--size/--slices", f"got {' '.join(map(str, side))}", "give sizes of at least 16 and slices >= 1"
+            "--size/--slice-count", f"got {' '.join(map(str, side))}", "give sizes of at least 16 and slices >= 1"
         )
     for n in side:
-        check_limit("image_side", n, "--size/--slices", "voxels along one axis")
+        check_limit("image_side", n, "--size/--slice-count", "voxels along one axis")
     si, ap = size or (512, 352)
-    check_limit("image_voxels", si * ap * max(slices or [30]), "--size/--slices", "voxels per phantom")
+    check_limit("image_voxels", si * ap * max(slices or [30]), "--size/--slice-count", "voxels per phantom")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ BIN=${BIN:-.venv/bin}
 W=experiments/measurements/work/ensemble
 OUT=experiments/measurements/ensemble_demo
 rm -rf "$W" && mkdir -p "$W" "$OUT"
-$BIN/discnet synth "$W/data" --subjects 6 --seed 3 --size 96 64 --spacing 2.5 2.5 4.0 --slices 12 > /dev/null
+$BIN/discnet synth "$W/data" --subjects 6 --seed 3 --size 96 64 --spacing 2.5 2.5 4.0 --slice-count 12 > /dev/null
 $BIN/python - "$W/data/subjects.csv" <<'PY'
 import sys, pandas as pd
 path = sys.argv[1]
