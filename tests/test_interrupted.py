@@ -44,6 +44,12 @@ def net_weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
+def _sigint_default() -> None:
+    """In the child: Ctrl+C's default action, even when the tests run in a background job (a shell starts
+    those with SIGINT ignored, and a Python started with SIGINT ignored keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
@@ -92,7 +98,9 @@ def test_sigint_records_interrupted(tiny_dataset, tmp_path):
     tiny = ["image_size=32", "model.net.depth=2", "model.net.base_filters=4", "model.batch_size=8"]
     # No epoch limit that a fast machine could reach before the signal: the run ends only by SIGINT.
     command = _train_command(tiny_dataset, out, "trainer.max_epochs=100000", *tiny)
-    process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default
+    )
     _wait_for(out / "checkpoints" / "last.ckpt", process)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
