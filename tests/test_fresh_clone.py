@@ -38,7 +38,7 @@ def test_readme_sweep_runs_on_a_fresh_clone(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "DISCNET_CACHE_DIR"}
     command = [sys.executable, "train.py", "-m", "model=unet75", "input=stretched", "seed=range(8)"]
     tiny = ["trainer.max_epochs=1", "+trainer.limit_train_batches=1", "logger=none"]
-    done = subprocess.run([*command, *tiny], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run([*command, *tiny], cwd=clone, env=env, capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stderr[-3000:]
     output = done.stdout + done.stderr
     assert output.count("note: made the default training data") == 1
