@@ -368,7 +368,7 @@ def _with_threshold(source: Path, out: Path, threshold) -> Path:
 
 
 def test_predict_thresholds_at_the_checkpoints_own_threshold(tmp_path):
-    from discnet.inference.predict import stored_threshold
+    from discnet.models.checkpoint import stored_threshold
     from tests.test_bad_input import save_checkpoint
 
     plain = save_checkpoint(tmp_path / "plain.ckpt")

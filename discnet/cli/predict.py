@@ -34,10 +34,11 @@ from discnet.inference.outputs import (
     volume_table,
     write_tables,
 )
-from discnet.inference.predict import disc_volumes, levels_and_values, load_models, predict_volume, stored_threshold
+from discnet.inference.predict import disc_volumes, levels_and_values, load_models, predict_volume
 from discnet.inference.uncertainty import FLIPS, read_reference
 from discnet.io import Volume, read_levels, read_volume, write_like
 from discnet.io.atomic import atomic_path, full_suffix
+from discnet.models.checkpoint import stored_threshold
 
 
 def add_parser(subparsers) -> None:

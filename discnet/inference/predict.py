@@ -33,7 +33,7 @@ from discnet.inference.uncertainty import FLIPS, voxel_uncertainty
 from discnet.io import Volume, from_canonical, to_canonical
 from discnet.io.levels import check_known_names, default_levels
 from discnet.io.safe_yaml import read_plain_yaml
-from discnet.models.checkpoint import check_image_size, load_net, read_checkpoint
+from discnet.models.checkpoint import check_image_size, load_net
 from discnet.models.run_folder import RunFolder
 from discnet.postprocess import DiscCountWarning, label_levels, remove_orphans
 from discnet.spine import LEVELS
@@ -159,21 +159,6 @@ def load_models(
             )
         nets.append(net.to(device).eval())
     return nets, first[1], first[2]
-
-
-def stored_threshold(paths: Sequence[str | Path]) -> float:
-    """The probability threshold the checkpoints were validated with (``hyper_parameters.threshold``; 0.5
-    when not recorded, the default of training); InputError when members of an ensemble differ."""
-    thresholds = {}
-    for path in map(Path, paths):
-        stored = (read_checkpoint(path).get("hyper_parameters") or {}).get("threshold", 0.5)
-        if not isinstance(stored, int | float) or not 0.0 < float(stored) < 1.0:
-            raise InputError(path, f"records threshold {stored!r}, not a probability in (0, 1)", "retrain it")
-        thresholds[path] = float(stored)
-    if len(set(thresholds.values())) > 1:
-        listed = ", ".join(f"{p.name} {t}" for p, t in thresholds.items())
-        raise InputError(None, f"the models were validated at different thresholds ({listed})", "ensemble alike models")
-    return next(iter(thresholds.values()))
 
 
 def levels_and_values(levels: Mapping[int, str], where: str | Path | None = None) -> tuple[list[str], dict[str, int]]:
