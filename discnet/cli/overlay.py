@@ -16,10 +16,7 @@ from discnet.errors import InputError
 from discnet.io import read_levels, read_volume
 from discnet.io.atomic import full_suffix
 from discnet.io.guard import refuse_input
-from discnet.io.volume import Volume
-
-#: Largest difference (mm) between the affines of the image and a label map on the same grid.
-GEOMETRY_ATOL_MM = 1e-3
+from discnet.io.volume import GEOMETRY_ATOL_MM, Volume
 
 
 def add_parser(subparsers) -> None:

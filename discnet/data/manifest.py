@@ -30,12 +30,11 @@ import pandas as pd
 from discnet.errors import InputError
 from discnet.io.atomic import atomic_path
 from discnet.io.files import read_geometry
+from discnet.io.volume import GEOMETRY_ATOL_MM
 from discnet.spine import GRADES, LEVELS, UNKNOWN_TEXTS, grade_number
 
 KNOWN = ("subject", "image", "label", "session", "age", "sex", "split")
 SPLITS = ("train", "val", "test")
-#: Largest difference (mm) between image and label affines that still counts as the same geometry.
-GEOMETRY_ATOL_MM = 1e-4
 #: Key in ``DataFrame.attrs`` under which load_manifest leaves what save_manifest needs.
 ATTRS = "discnet_manifest"
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from discnet.data.manifest import GEOMETRY_ATOL_MM, discs_table
+from discnet.data.manifest import discs_table
 from discnet.errors import InputError
 from discnet.evaluation.metrics import overlap_table, whole_scores
 from discnet.evaluation.volumes import label_counts
@@ -39,7 +39,7 @@ from discnet.io import read_volume
 from discnet.io.atomic import file_stem, full_suffix
 from discnet.io.files import SUFFIXES, volume_format
 from discnet.io.regrid import on_grid
-from discnet.io.volume import Volume
+from discnet.io.volume import GEOMETRY_ATOL_MM, Volume
 from discnet.postprocess.level_check import LevelOrderWarning, check_level_order
 from discnet.spine import LEVELS, level_sort_key, natural_key, ordered_levels
 

@@ -3,6 +3,7 @@ its RAS+ affine, and enough of the source header to write a label back in exactl
 
 Example:
     >>> import numpy as np
+
     >>> v = Volume(np.zeros((4, 5, 6), np.float32), np.diag([2.0, 1.0, 3.0, 1.0]))
     >>> v.spacing, v.axcodes
     ((2.0, 1.0, 3.0), ('R', 'A', 'S'))
@@ -16,6 +17,10 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+
+#: Largest difference (mm) between two affines that still counts as the same geometry (image and label,
+#: prediction and truth, scan and overlay).
+GEOMETRY_ATOL_MM = 1e-4
 
 
 @dataclass(frozen=True)
