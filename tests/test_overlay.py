@@ -96,6 +96,18 @@ def test_cli_with_truth_and_errors(lumbar_dir, tmp_path, capsys):
     assert not (tmp_path / "a.png").exists()
 
 
+def test_pred_and_truth_named_as_in_evaluate(lumbar_dir, tmp_path, capsys):
+    image, truth = lumbar_dir / "sub11_T2w.nii.gz", lumbar_dir / "sub11_discs.nii.gz"
+    named, placed = tmp_path / "named.png", tmp_path / "placed.png"
+    assert cli("overlay", image, "--pred", truth, "--truth", truth, "-o", named, "--slices", "30") == 0
+    assert cli("overlay", image, truth, truth, "-o", placed, "--slices", "30") == 0
+    assert np.array_equal(matplotlib.image.imread(named), matplotlib.image.imread(placed))
+    for args in ((image, truth, "--pred", truth), (image,)):
+        assert cli("overlay", *args, "-o", tmp_path / "b.png") == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("discnet overlay: error:") and "\n" not in err, err
+
+
 #: Machado, Oliveira & Fernandes 2009 (severity 1.0) colour-vision deficiency matrices, applied to RGB.
 CVD = {
     "normal": np.eye(3),

@@ -30,8 +30,11 @@ def add_parser(subparsers) -> None:
         ),
     )
     parser.add_argument("image", type=Path, help="the scan (NIfTI, NRRD, MHA, GIPL, TIFF or a DICOM folder)")
-    parser.add_argument("pred", type=Path, help="the predicted label map, on the scan's grid")
+    parser.add_argument("pred", type=Path, nargs="?", help="the predicted label map, on the scan's grid")
     parser.add_argument("truth", type=Path, nargs="?", help="optional ground-truth label map, on the scan's grid")
+    # The same maps named as discnet evaluate names them (IMAGE --pred P [--truth T]).
+    parser.add_argument("--pred", dest="pred_option", type=Path, metavar="PRED", help="PRED, named as in evaluate")
+    parser.add_argument("--truth", dest="truth_option", type=Path, metavar="TRUTH", help="TRUTH, named as in evaluate")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="PNG", help="picture to write (.png)")
     parser.add_argument(
         "--slices",
@@ -73,6 +76,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.montage is not None and not 1 <= args.montage <= 50:
         raise InputError(None, f"--montage {args.montage} is not in 1..50", "give the number of slices, e.g. 5")
+    for name in ("pred", "truth"):
+        given, option = getattr(args, name), getattr(args, f"{name}_option")
+        if given is not None and option is not None:
+            raise InputError(None, f"{name.upper()} given twice (as an argument and as --{name})", "give it once")
+        setattr(args, name, given if option is None else option)
+    if args.pred is None:
+        raise InputError(None, "no prediction given", "give IMAGE PRED [TRUTH] or IMAGE --pred PRED [--truth TRUTH]")
     refuse_input(args.output, [args.image, args.pred, args.truth, args.levels], "an input")
     image = read_volume(args.image)
     pred = read_on_grid(args.pred, image)
