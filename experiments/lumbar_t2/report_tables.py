@@ -24,7 +24,9 @@ def _whole(rows: pd.DataFrame) -> pd.DataFrame:
 
 def fold_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Whole-volume Dice per held-out subject of the recipe and the baseline, with the mean."""
-    whole = _whole(rows[rows["method"].isin(MAIN) | rows["method"].str.startswith("discnet recipe")])
+    whole = _whole(
+        rows[rows["method"].isin(MAIN) | rows["method"].str.startswith(("discnet recipe", "discnet no_augment"))]
+    )
     whole = whole[whole["held_out"].isin(whole.loc[whole["method"] == MAIN[0], "held_out"])]
     table = whole.pivot_table(index=["method", "tta", "orphan_removal"], columns="held_out", values="dice")
     table = table[[c for c in table.columns if table[c].notna().all()] or table.columns]
