@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -103,3 +104,48 @@ def test_a_spatial_transform_leaves_the_slices_it_skips_bit_identical(transform)
     kept = ~(out != images).flatten(1).any(1)
     assert 0 < int(kept.sum()) < len(images)
     assert torch.equal(out[kept], images[kept]) and torch.equal(out_labels[kept], labels[kept])
+
+
+@pytest.mark.parametrize(("angle", "zoom", "size"), [(0.3, 1.0, (40, 56)), (-0.2, 1.3, (56, 40)), (0.0, 0.8, (33, 33))])
+def test_the_rotation_and_zoom_grid_resamples_as_monais_warp_does(angle, zoom, size):
+    """The grid is the same geometry as a displacement field in pixels resampled by MONAI's Warp."""
+    import warnings
+
+    import torch.nn.functional as F
+
+    from discnet.data.augment import _affine_grid
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from monai.networks.blocks import Warp
+    h, w = size
+    image = torch.rand(1, 2, h, w, generator=torch.Generator().manual_seed(0))
+    r, c = torch.meshgrid(torch.arange(h) - (h - 1) / 2, torch.arange(w) - (w - 1) / 2, indexing="ij")
+    cos, sin = math.cos(angle) / zoom, math.sin(angle) / zoom
+    ddf = torch.stack([cos * r - sin * c - r, sin * r + cos * c - c])[None].float()  # rows, columns
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = Warp(mode="bilinear", padding_mode="zeros")(image, ddf)
+    grid = _affine_grid(torch.tensor([angle]), torch.tensor([zoom]), size)
+    got = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.0, 2.0])
+def test_the_blur_is_monais_gaussian_filter(sigma):
+    import warnings
+
+    from discnet.data.augment import _blur
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from monai.networks.layers import GaussianFilter
+    x = torch.rand(1, 3, 30, 41, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(_blur(x, sigma), GaussianFilter(spatial_dims=2, sigma=sigma)(x), atol=1e-5, rtol=0)
+
+
+def test_zooming_in_enlarges_the_disc():
+    images, labels = _batch(n=4, size=64)
+    cfg = dataclasses.replace(AugmentConfig(), scaling_p=1.0, scaling=(1.3, 1.4))
+    _, lab = augment_batch(images, labels, cfg, batch_generator(0, 0, 0))
+    assert (lab.flatten(1).sum(1) > 1.5 * labels.flatten(1).sum(1)).all()

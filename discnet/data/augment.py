@@ -2,12 +2,16 @@
 
 Each transform is applied to a sample with its own probability, with parameters drawn per sample,
 in nnU-Net's order: a spatial warp (rotation, scaling and elastic deformation combined into one
-displacement field, resampled by MONAI's :class:`~monai.networks.blocks.Warp`: bilinear for images,
-nearest for labels), the anterior-posterior mirror, Gaussian noise, Gaussian blur (MONAI's
-:class:`~monai.networks.layers.GaussianFilter`), multiplicative brightness, contrast, simulated low
-resolution and gamma. Every draw comes from the ``generator`` given, so a batch is augmented the same
-way for the same seed, epoch and step, on any device, whatever was drawn before (a resumed run
-augments exactly as an uninterrupted one). ``augment=none`` (the paper) changes nothing.
+sampling grid, resampled by torch's ``grid_sample``: bilinear for the image; the binary mask rides
+along as one more channel and is thresholded at 0.5, nnU-Net's segmentation sampling for two classes),
+the anterior-posterior mirror, Gaussian noise, Gaussian blur (MONAI's Gaussian kernel), multiplicative
+brightness, contrast, simulated low resolution and gamma. Every draw comes from the ``generator``
+given, so a batch is augmented the same way for the same seed, epoch and step, on any device,
+whatever was drawn before (a resumed run augments exactly as an uninterrupted one). Each transform
+works only on the slices it picks, in place on one copy of the batch. ``augment=none`` (the paper)
+changes nothing. MONAI's ``Warp`` and ``GaussianFilter`` do the same resampling and filtering (the
+tests compare them) but rebuild a reference grid or pad on every call, which at 512 px on a CPU cost
+more than the resampling itself.
 
 Example:
     >>> import torch
@@ -32,8 +36,7 @@ import torch.nn.functional as F
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from monai.networks.blocks import Warp
-    from monai.networks.layers import GaussianFilter
+    from monai.networks.layers.convutils import gaussian_1d
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,14 @@ class AugmentConfig:
         scaling_p, scaling: zoom factor (> 1 enlarges the anatomy).
         elastic_p, elastic_sigma, elastic_magnitude: smooth random displacement: a Gaussian field of
             ``elastic_magnitude`` pixels (a fraction of the image side, times the side) on a grid of
-            ``elastic_sigma`` x the side, upsampled cubically.
+            ``elastic_sigma`` x the side, upsampled smoothly (cubic, then linear).
         mirror_p: mirror anterior <-> posterior (columns of a sagittal slice).
         noise_p, noise_std: additive Gaussian noise with a standard deviation drawn from the range.
         blur_p, blur_sigma: Gaussian blur, sigma in pixels.
         brightness_p, brightness: multiplicative factor.
         contrast_p, contrast: factor around the slice mean, clipped to the slice's range.
-        lowres_p, lowres_scale: downsample (nearest) by the factor, upsample back (bicubic).
+        lowres_p, lowres_scale: downsample (nearest) by the factor, upsample back (bilinear, as
+            nnU-Net v2's batchgeneratorsv2 does).
         gamma_p, gamma: ``x -> x ** gamma`` on the slice's [min, max] range.
     """
 
@@ -115,12 +119,41 @@ def _chosen(n: int, p: float, g: torch.Generator) -> torch.Tensor:
     return torch.nonzero(torch.rand(n, generator=g) < p).flatten()
 
 
-def _displacement(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Generator):
-    """The samples to warp and their (k, 2, H, W) displacement in pixels (rows, columns).
+def _affine_grid(angle: torch.Tensor, zoom: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(k, H, W, 2) sampling grids (``grid_sample``'s, corners aligned) of a rotation and a zoom.
 
-    Every draw is made for all ``n`` samples (the generator advances alike whatever is chosen); the
-    field is built only for the samples a spatial transform applies to.
+    Output pixel (r, c), centred, samples the input at the inverse rotation and scaling of (r, c)
+    measured in pixels, so a rotation stays a rotation on a slice that is not square.
     """
+    h, w = size
+    cos, sin = (torch.cos(angle) / zoom)[:, None, None], (torch.sin(angle) / zoom)[:, None, None]
+    x = torch.linspace(-1.0, 1.0, w)[None, None, :]  # columns, normalised
+    y = torch.linspace(-1.0, 1.0, h)[None, :, None]  # rows
+    ry, rx = (h - 1) / max(w - 1, 1), (w - 1) / max(h - 1, 1)  # normalised units differ per axis
+    return torch.stack([cos * x + sin * ry * y, cos * y - sin * rx * x], dim=-1)
+
+
+def _elastic_offsets(noise: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(k, H, W, 2) smooth grid offsets from (k, 2, g, g) displacements in pixels (rows, columns).
+
+    Upsampled cubically to an eighth of the slice, then linearly to the slice: as smooth as one cubic
+    upsampling at a fraction of its cost.
+    """
+    h, w = size
+    mid = (max(noise.shape[-2], h // 8), max(noise.shape[-1], w // 8))
+    field = F.interpolate(noise, size=mid, mode="bicubic", align_corners=True)
+    field = F.interpolate(field, size=(h, w), mode="bilinear", align_corners=True)
+    per_pixel = torch.tensor([2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)])  # pixels -> normalised (x, y)
+    return field.flip(1).permute(0, 2, 3, 1) * per_pixel
+
+
+def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> None:
+    """Rotation, scaling and elastic deformation as one resampling per chosen slice, then the mirror.
+
+    Every draw is made for all samples (the generator advances alike whatever is chosen); the grid
+    is built only for the samples a spatial transform applies to. Works in place.
+    """
+    n, size = len(images), tuple(images.shape[-2:])
     h, w = size
     angle = torch.where(torch.rand(n, generator=g) < cfg.rotation_p, _uniform(n, (-1, 1), g), torch.zeros(n))
     angle = angle * math.radians(cfg.rotation_deg)
@@ -129,81 +162,72 @@ def _displacement(n: int, size: tuple[int, int], cfg: AugmentConfig, g: torch.Ge
     coarse = max(2, round(1.0 / max(cfg.elastic_sigma, 1e-3)))
     noise = torch.randn(n, 2, coarse, coarse, generator=g) * cfg.elastic_magnitude * max(h, w)
     idx = torch.nonzero((angle != 0) | (zoom != 1) | elastic).flatten()
-    if not len(idx):
-        return idx, None
-    angle, zoom, elastic, noise = angle[idx], zoom[idx], elastic[idx], noise[idx]
-    rows = torch.arange(h, dtype=torch.float32) - (h - 1) / 2
-    cols = torch.arange(w, dtype=torch.float32) - (w - 1) / 2
-    r, c = torch.meshgrid(rows, cols, indexing="ij")
-    cos, sin = (torch.cos(angle) / zoom)[:, None, None], (torch.sin(angle) / zoom)[:, None, None]
-    # Output pixel (r, c) samples the input at the inverse rotation / scaling of (r, c).
-    ddf = torch.stack([cos * r - sin * c - r, sin * r + cos * c - c], dim=1)
-    if bool(elastic.any()):
-        bent = torch.nonzero(elastic).flatten()
-        ddf[bent] += F.interpolate(noise[bent], size=(h, w), mode="bicubic", align_corners=True)
-    return idx, ddf
+    if len(idx):
+        grid = _affine_grid(angle[idx], zoom[idx], size)
+        bent = torch.nonzero(elastic[idx]).flatten()
+        if len(bent):
+            for j, offsets in zip(bent.tolist(), _elastic_offsets(noise[idx[bent]], size), strict=True):
+                grid[j] += offsets
+        grid = grid.to(images.device)
+        for j, i in enumerate(idx.tolist()):
+            # the mask rides along as one more channel: one resampling for both (free: the sampling
+            # positions are shared), then >= 0.5 (nnU-Net's segmentation sampling for two classes)
+            both = torch.cat([images[i], labels[i][None].to(images.dtype)])[None]
+            both = F.grid_sample(both, grid[j : j + 1], "bilinear", "zeros", align_corners=True)[0]
+            images[i] = both[:-1]
+            labels[i] = (both[-1] >= 0.5).to(labels.dtype)
+    for i in _chosen(n, cfg.mirror_p, g).tolist():
+        images[i] = images[i].flip(-1)
+        labels[i] = labels[i].flip(-1)
 
 
-def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator):
-    idx, ddf = _displacement(len(images), tuple(images.shape[-2:]), cfg, g)
-    if ddf is not None:
-        idx, ddf = idx.to(images.device), ddf.to(images.device)
-        images, labels = images.clone(), labels.clone()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            images[idx] = Warp(mode="bilinear", padding_mode="zeros")(images[idx], ddf)
-            warped = Warp(mode="nearest", padding_mode="zeros")(labels[idx][:, None].float(), ddf)
-        labels[idx] = warped[:, 0].round().to(labels.dtype)
-    mirror = _chosen(len(images), cfg.mirror_p, g).to(images.device)
-    if len(mirror):
-        images, labels = images.clone(), labels.clone()
-        images[mirror] = images[mirror].flip(-1)
-        labels[mirror] = labels[mirror].flip(-1)
-    return images, labels
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """MONAI's Gaussian kernel (truncated at 4 sigma) as two 1-D convolutions, zero padded.
+
+    The same filter as :class:`~monai.networks.layers.GaussianFilter`, without its generic padding.
+    """
+    kernel = gaussian_1d(torch.tensor(sigma), truncated=4.0).to(x)
+    c, half = x.shape[1], len(kernel) // 2
+    rows = kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1)
+    x = F.conv2d(x, rows, padding=(0, half), groups=c)
+    return F.conv2d(x, rows.transpose(-1, -2), padding=(half, 0), groups=c)
 
 
-def _per_sample_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    flat = x.flatten(1)
-    return flat.amin(1).view(-1, 1, 1, 1), flat.amax(1).view(-1, 1, 1, 1)
-
-
-def _intensity(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+def _intensity(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> None:
+    """nnU-Net's intensity transforms, in its order, each on the slices it picks. Works in place."""
     n, dev = len(x), x.device
-    x = x.clone()
     idx = _chosen(n, cfg.noise_p, g)
     std = _uniform(n, cfg.noise_std, g)
-    noise = torch.randn((len(idx), *x.shape[1:]), generator=g) * std[idx].view(-1, 1, 1, 1)
-    x[idx.to(dev)] += noise.to(dev)
+    noise = torch.randn((len(idx), *x.shape[1:]), generator=g)
+    for j, i in enumerate(idx.tolist()):
+        x[i] += (noise[j] * std[i]).to(dev)
     idx = _chosen(n, cfg.blur_p, g)
     sigma = _uniform(n, cfg.blur_sigma, g)
     for i in idx.tolist():
-        x[i : i + 1] = GaussianFilter(spatial_dims=2, sigma=float(sigma[i])).to(dev)(x[i : i + 1])
+        x[i : i + 1] = _blur(x[i : i + 1], float(sigma[i]))
     for p, bounds, op in ((cfg.brightness_p, cfg.brightness, "brightness"), (cfg.contrast_p, cfg.contrast, "contrast")):
         idx = _chosen(n, p, g)
-        factor = _uniform(n, bounds, g)[idx].view(-1, 1, 1, 1).to(dev)
-        if not len(idx):
-            continue
-        sel = x[idx.to(dev)]
-        if op == "brightness":
-            x[idx.to(dev)] = sel * factor
-        else:
-            low, high = _per_sample_range(sel)
-            mean = sel.mean(dim=(1, 2, 3), keepdim=True)
-            x[idx.to(dev)] = torch.minimum(torch.maximum((sel - mean) * factor + mean, low), high)
+        factor = _uniform(n, bounds, g)
+        for i in idx.tolist():
+            if op == "brightness":
+                x[i] *= float(factor[i])
+            else:
+                v = x[i]
+                low, high, mean = v.amin(), v.amax(), v.mean()
+                v.sub_(mean).mul_(float(factor[i])).add_(mean).clamp_(low, high)
     idx = _chosen(n, cfg.lowres_p, g)
     scale = _uniform(n, cfg.lowres_scale, g)
     h, w = x.shape[-2:]
     for i in idx.tolist():
-        small = F.interpolate(x[i : i + 1], scale_factor=float(scale[i]), mode="nearest")
-        x[i : i + 1] = F.interpolate(small, size=(h, w), mode="bicubic", align_corners=False)
+        small = F.interpolate(x[i : i + 1], scale_factor=float(scale[i]), mode="nearest-exact")
+        x[i : i + 1] = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
     idx = _chosen(n, cfg.gamma_p, g)
-    gamma = _uniform(n, cfg.gamma, g)[idx].view(-1, 1, 1, 1).to(dev)
-    if len(idx):
-        sel = x[idx.to(dev)]
-        low, high = _per_sample_range(sel)
+    gamma = _uniform(n, cfg.gamma, g)
+    for i in idx.tolist():
+        v = x[i]
+        low, high = v.amin(), v.amax()
         span = (high - low).clamp_min(1e-8)
-        x[idx.to(dev)] = ((sel - low) / span).clamp(0, 1) ** gamma * span + low
-    return x
+        v.sub_(low).div_(span).clamp_(0, 1).pow_(float(gamma[i])).mul_(span).add_(low)
 
 
 def augment_batch(
@@ -213,11 +237,13 @@ def augment_batch(
 
     Args:
         images: (B, C, H, W) float network inputs (C > 1: neighbouring slices, warped alike).
-        labels: (B, H, W) integer disc masks (resampled nearest, never blended).
+        labels: (B, H, W) integer binary disc masks (interpolated, then thresholded: never blended).
         cfg: the preset.
         generator: the source of every random draw (see :func:`batch_generator`).
     """
     if not cfg.active:
         return images, labels
-    images, labels = _spatial(images, labels, cfg, generator)
-    return _intensity(images, cfg, generator), labels
+    images, labels = images.clone(), labels.clone()
+    _spatial(images, labels, cfg, generator)
+    _intensity(images, cfg, generator)
+    return images, labels

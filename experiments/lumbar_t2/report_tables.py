@@ -14,7 +14,7 @@ import pandas as pd  # noqa: E402
 
 from discnet.analysis.report import frame_markdown  # noqa: E402
 
-MAIN = ("discnet recipe", "MONAI BasicUNet")
+MAIN = ("discnet recipe", "MONAI BasicUNet", "discnet augmented")
 LEVELS = ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
 
 
@@ -25,7 +25,7 @@ def _whole(rows: pd.DataFrame) -> pd.DataFrame:
 def fold_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Whole-volume Dice per held-out subject of the recipe and the baseline, with the mean."""
     whole = _whole(
-        rows[rows["method"].isin(MAIN) | rows["method"].str.startswith(("discnet recipe", "discnet no_augment"))]
+        rows[rows["method"].isin(MAIN) | rows["method"].str.startswith(("discnet recipe", "discnet augmented"))]
     )
     whole = whole[whole["held_out"].isin(whole.loc[whole["method"] == MAIN[0], "held_out"])]
     table = whole.pivot_table(index=["method", "tta", "orphan_removal"], columns="held_out", values="dice")
@@ -96,7 +96,7 @@ def write_results(rows: pd.DataFrame, hits: pd.DataFrame | None, final: dict | N
         hits.to_csv(args.results / "flag_hit_rate.csv", index=False)
         lines += ["## QC flags of the 3-seed ensembles, all folds pooled (a disc is wrong below Dice 0.8)", ""]
         lines += [frame_markdown(hits.set_index("rule")), ""]
-    for name in ("recipe", "ensemble", "monai"):
+    for name in ("recipe", "ensemble", "augmented", "monai"):
         stats = args.results / f"volume_agreement_{name}.csv"
         if stats.is_file():
             lines += [f"## Disc volume agreement, {name} vs manual (held-out subjects, orphan removal on)", ""]

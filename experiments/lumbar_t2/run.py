@@ -29,17 +29,19 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SUBJECTS = ("sub11", "sub20", "sub25")
 ABLATION_FOLD = "sub25"
-#: variant -> (experiment, overrides); the ablations switch one lever of the recipe off.
+#: variant -> (experiment, overrides); the ablations switch one lever of the recipe off (``augmented``: on).
 VARIANTS = {
     "recipe": ("lumbar_t2", []),
-    "paper": ("lumbar_t2_paper", []),
-    "no_augment": ("lumbar_t2", ["augment=none"]),
+    "recipe_seed1": ("lumbar_t2", ["seed=1"]),
+    "recipe_seed2": ("lumbar_t2", ["seed=2"]),
+    "augmented": ("lumbar_t2", ["augment=few_scans"]),
+    "augmented_seed1": ("lumbar_t2", ["augment=few_scans", "seed=1"]),
+    "augmented_seed2": ("lumbar_t2", ["augment=few_scans", "seed=2"]),
     "no_context": ("lumbar_t2", ["model.context_slices=0"]),
     "with_background": ("lumbar_t2", ["model.loss.include_background=true"]),
     "constant_lr": ("lumbar_t2", ["optim.schedule=constant", "optim.warmup_epochs=0"]),
     "size128": ("lumbar_t2", ["image_size=128"]),
-    "recipe_seed1": ("lumbar_t2", ["seed=1"]),
-    "recipe_seed2": ("lumbar_t2", ["seed=2"]),
+    "paper": ("lumbar_t2_paper", []),
 }
 BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-scan fold
 
@@ -128,21 +130,23 @@ def baseline(args, held: str) -> list[pd.DataFrame]:
     ]
 
 
-SEEDS = ("recipe", "recipe_seed1", "recipe_seed2")
-#: Variants trained on every fold (the others on ABLATION_FOLD only): the seeds, and the recipe without
-#: augmentation, the ablation that moved the Dice most on sub25.
-EVERY_FOLD = (*SEEDS, "no_augment")
+#: Each ensemble's three seeds, trained on every fold (the other variants on ABLATION_FOLD only).
+ENSEMBLES = {
+    "recipe": ("recipe", "recipe_seed1", "recipe_seed2"),
+    "augmented": ("augmented", "augmented_seed1", "augmented_seed2"),
+}
+EVERY_FOLD = tuple(v for seeds in ENSEMBLES.values() for v in seeds)
 
 
-def ensemble(args, held: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The three seeds of fold ``held`` as one ensemble: its scores, and its uncertainty rows."""
-    seeds = [args.work / "train" / v / held for v in SEEDS]
+def ensemble(args, name: str, held: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The three seeds of ``ENSEMBLES[name]`` on fold ``held`` as one: its scores, its uncertainty rows."""
+    seeds = [args.work / "train" / v / held for v in ENSEMBLES[name]]
     if not all(complete(s) for s in seeds):
         return None, None
-    out = args.work / "predict" / "ensemble" / held
+    out = args.work / "predict" / f"{name}_ensemble" / held
     ckpts = [RunFolder(s).checkpoint("last") for s in seeds]
     table = predict(args, ckpts, held, out, "--reference", args.reference).assign(
-        orphan_removal=True, tta="none", method="discnet recipe, 3-seed ensemble", held_out=held
+        orphan_removal=True, tta="none", method=f"discnet {name}, 3-seed ensemble", held_out=held
     )
     return table, pd.read_csv(out / "uncertainty.csv")
 
@@ -219,12 +223,14 @@ def main() -> None:
         for held in SUBJECTS if variant in EVERY_FOLD else (ABLATION_FOLD,):
             if run_dir := train(args, variant, held):
                 tables += score_run(args, variant, held, run_dir)
-    for held in SUBJECTS:
-        table, members = ensemble(args, held)
-        if table is not None:
-            ensembles.append(table)
-            uncertainty.append(members)
-    tables += ensembles
+    for name in ENSEMBLES:
+        for held in SUBJECTS:
+            table, members = ensemble(args, name, held)
+            if table is not None:
+                tables.append(table)
+                if name == "recipe":  # the QC flags are scored on the recipe's ensembles
+                    ensembles.append(table)
+                    uncertainty.append(members)
     hits = None
     if ensembles:
         from discnet.inference.uncertainty import flag_hit_rate
@@ -232,7 +238,7 @@ def main() -> None:
         hits = flag_hit_rate(pd.concat(uncertainty), pd.concat(ensembles)).assign(folds=len(ensembles))
     rows = pd.concat(tables, ignore_index=True)
     for method, name in (("discnet recipe", "recipe"), ("discnet recipe, 3-seed ensemble", "ensemble"),
-                         ("MONAI BasicUNet", "monai")):  # fmt: skip
+                         ("discnet augmented", "augmented"), ("MONAI BasicUNet", "monai")):  # fmt: skip
         volume_agreement(args, rows, method, name)
     final = None if args.no_final else final_model(args)
     write_results(rows, hits, final, args, ABLATION_FOLD)
