@@ -91,10 +91,10 @@ round2: $(STAMP) $(ROUND_DATA)  ## round 2 (Table 3): 4 versions x SEEDS seeds (
 # The disc-level analysis uses the final model as the paper chose it (discnet.analysis.runs.final_model): the
 # version with the best mean orphan-removed Dice, then that version's best run (final_model.json).
 analyze: $(STAMP) $(TEST_MANIFEST)  ## leaderboards, statistics, figures of both rounds + disc-level analysis -> experiments/roundN/results-$(SCALE)
-	$(BIN)/discnet report $(ROUNDS)/round1 --factors params,input -o experiments/round1/results-$(SCALE)
-	$(BIN)/discnet leaderboard $(ROUNDS)/round2 -n 1 -o $(ROUNDS)/round2-leader
+	$(BIN)/discnet report $(ROUNDS)/round1 --factors params,input --out-dir experiments/round1/results-$(SCALE)
+	$(BIN)/discnet leaderboard $(ROUNDS)/round2 -n 1 --out-dir $(ROUNDS)/round2-leader
 	final=$$($(BIN)/python -c "import json; print(json.load(open('$(ROUNDS)/round2-leader/final_model.json'))['checkpoint'])") && \
-	$(BIN)/discnet predict --ckpt "$$final" $(TEST_MANIFEST) -o $(ROUNDS)/test-predictions \
+	$(BIN)/discnet predict --ckpt "$$final" $(TEST_MANIFEST) --out-dir $(ROUNDS)/test-predictions \
 		--levels $(dir $(TEST_MANIFEST))levels.csv
 	$(BIN)/discnet evaluate --pred $(ROUNDS)/test-predictions --subjects $(TEST_MANIFEST) \
 		--levels $(dir $(TEST_MANIFEST))levels.csv -o experiments/round2/results-$(SCALE)/discs.csv

@@ -89,7 +89,7 @@ def test_three_readers_on_sub11(sub11, lumbar_dir, tmp_path, capsys, c3d_overlap
         _save(array, tmp_path / reader / "sub11_discs.nii.gz", image.affine)
         folders.append(str(tmp_path / reader))
     out = tmp_path / "agreement.csv"
-    assert main(["agreement", *folders, "--levels", str(lumbar_dir / "levels.csv"), "-o", str(out)]) == 0
+    assert main(["agreement", "--readers", *folders, "--levels", str(lumbar_dir / "levels.csv"), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     table = pd.read_csv(out)
     assert len(table) == 3 * 6 and table["subject"].astype(str).eq("sub11").all()
@@ -120,3 +120,18 @@ def test_agreement_cli_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no subject is labelled by two readers" in err
     assert "(subjects found: A: s1; B: s2)" in err  # what each folder held
+
+
+def test_readers_after_readers_or_bare_read_alike_and_not_both(tmp_path, capsys):
+    for reader in ("A", "B"):
+        _save(np.ones((2, 2, 2)), tmp_path / reader / "s1.nii.gz")
+    folders = [str(tmp_path / "A"), str(tmp_path / "B")]
+    tables = []
+    for form in (["--readers", *folders], folders):
+        out = tmp_path / f"agreement{len(tables)}.csv"
+        assert main(["agreement", *form, "-o", str(out)]) == 0
+        tables.append(pd.read_csv(out))
+    pd.testing.assert_frame_equal(*tables)
+    capsys.readouterr()
+    assert main(["agreement", folders[0], "--readers", folders[1], "-o", str(tmp_path / "x.csv")]) == 2
+    assert "after --readers" in capsys.readouterr().err

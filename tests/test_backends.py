@@ -76,7 +76,7 @@ def test_resolve_refuses_unknown_or_cpu_only_backends_elsewhere(backend, device)
 def test_predict_cli_refuses_bf16_with_a_float32_backend(tmp_path, capsys):
     from discnet.cli import main
 
-    args = ["predict", "--ckpt", str(tmp_path / "m.ckpt"), str(tmp_path), "-o", str(tmp_path / "o")]
+    args = ["predict", "--ckpt", str(tmp_path / "m.ckpt"), str(tmp_path), "--out-dir", str(tmp_path / "o")]
     code = main([*args, "--backend", "onnxruntime", "--precision", "bf16"])
     assert code == 2
     assert "--backend onnxruntime runs float32 only" in capsys.readouterr().err
@@ -94,7 +94,7 @@ def test_predict_cli_backend_writes_the_pytorch_probabilities(tmp_path, backend)
     maps = {}
     for name in ("torch", backend):
         out = tmp_path / name
-        args = ["predict", "--ckpt", str(ckpt), str(scan), "-o", str(out), "--probabilities", "--device", "cpu"]
+        args = ["predict", "--ckpt", str(ckpt), str(scan), "--out-dir", str(out), "--probabilities", "--device", "cpu"]
         assert main([*args, "--backend", name, "--batch-size", "4"]) == 0
         maps[name] = read_volume(out / "scan_prob.nii.gz").array
     assert maps["torch"].std() > 0

@@ -135,7 +135,7 @@ def run_cli(capsys, *args) -> tuple[int, str]:
 
 
 def predict(d, image, out=None, ckpt=None) -> list:
-    return ["predict", "--ckpt", ckpt or d.ckpt, image, "-o", out or d.root / "out", "--levels", d.levels]
+    return ["predict", "--ckpt", ckpt or d.ckpt, image, "--out-dir", out or d.root / "out", "--levels", d.levels]
 
 
 def evaluate(d, pred, truth, out=None, levels=None) -> list:
@@ -211,7 +211,7 @@ CASES: dict[str, Callable[[SimpleNamespace], tuple[list, object, str]]] = {
         "cannot be created",
     ),
     "predict output equals input": lambda d: (
-        ["predict", "--ckpt", d.ckpt, d.scan, d.label, "-o", d.root],
+        ["predict", "--ckpt", d.ckpt, d.scan, d.label, "--out-dir", d.root],
         d.label.name,
         "equals an input",
     ),

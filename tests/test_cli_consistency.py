@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
+from pathlib import Path
+
 import pytest
 
 import discnet
@@ -38,3 +41,31 @@ def test_synth_names_its_slice_count_apart_from_the_slices_overlay_draws(flag):
     assert args.slices == [12, 14]
     overlay = build_parser("overlay").parse_args(["overlay", "a.nii", "b.nii", "-o", "o.png", "--slices", "3,5"])
     assert overlay.slices == "3,5" or list(overlay.slices) == [3, 5]
+
+
+FOLDER_VERBS = ("predict", "measure", "leaderboard", "stats", "report")
+
+
+def _actions(verb):
+    return build_parser(verb)._subparsers._group_actions[0].choices[verb]._actions
+
+
+@pytest.mark.parametrize("verb", [v for v in VERBS if v != "train"])
+def test_o_names_a_file_and_out_dir_a_folder_on_every_verb(verb):
+    flags = {s: a for a in _actions(verb) for s in a.option_strings}
+    if verb in FOLDER_VERBS:
+        assert flags["--out-dir"].metavar == "DIR" and flags["-o"].help == argparse.SUPPRESS  # a deprecated alias
+    else:
+        assert "--out-dir" not in flags
+        if "-o" in flags:
+            assert flags["-o"].metavar not in ("DIR", "OUT_DIR")
+
+
+@pytest.mark.parametrize("verb", FOLDER_VERBS)
+def test_the_old_o_of_a_folder_verb_still_works_with_a_note(verb, capsys):
+    parser, rest = build_parser(verb), ["scan.nii.gz", "--ckpt", "m.ckpt"] if verb == "predict" else []
+    old = parser.parse_args([verb, *rest, "-o", "somewhere"]).output
+    assert old == parser.parse_args([verb, *rest, "--out-dir", "somewhere"]).output == Path("somewhere")
+    assert "--out-dir" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parser.parse_args([verb, *rest, "-o", "a", "--out-dir", "b"])  # one or the other

@@ -160,7 +160,7 @@ def h(tmp_path_factory) -> SimpleNamespace:
 
 
 def predict(h, image, out=None, ckpt=None) -> list:
-    return ["predict", "--ckpt", ckpt or h.ckpt, image, "-o", out or h.root / "out", "--levels", h.levels]
+    return ["predict", "--ckpt", ckpt or h.ckpt, image, "--out-dir", out or h.root / "out", "--levels", h.levels]
 
 
 def volumes(h, labels, out=None, levels=None) -> list:

@@ -119,7 +119,7 @@ def test_killed_predict_leaves_no_partial_file_and_skip_existing_finishes(tiny_d
     out = tmp_path / "pred"
     discnet = Path(sys.executable).parent / "discnet"
     command = [str(discnet), "predict", "--ckpt", str(uninterrupted / "checkpoints" / "last.ckpt")]
-    command += [str(tiny_dataset), "-o", str(out), "--batch-size", "1"]
+    command += [str(tiny_dataset), "--out-dir", str(out), "--batch-size", "1"]
     process = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(out / "sub-001_ses1_discs.nii.gz", process)
     process.send_signal(signal.SIGKILL)
@@ -139,7 +139,7 @@ def test_killed_predict_leaves_no_partial_file_and_skip_existing_finishes(tiny_d
     assert len(final) == expected and {n: final[n] for n in first} == first  # the finished ones kept
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
     clean = tmp_path / "clean"
-    subprocess.run([*command[:4], str(tiny_dataset), "-o", str(clean)], check=True, env=ENV, capture_output=True)
+    subprocess.run([*command[:4], str(tiny_dataset), "--out-dir", str(clean)], check=True, env=ENV, capture_output=True)
     finished, uninterrupted = (pd.read_csv(folder / "volumes.csv") for folder in (out, clean))
     assert [Path(f).name for f in finished.pop("file")] == [Path(f).name for f in uninterrupted.pop("file")]
     pd.testing.assert_frame_equal(finished, uninterrupted)

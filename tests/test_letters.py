@@ -111,7 +111,7 @@ def test_letters_are_always_a_valid_display(case, method):
 
 def test_stats_cli_letters_option(tmp_path, capsys):
     sweep = write_sweep(tmp_path, {"v1": 0.90, "v2": 0.80, "v3": 0.85})
-    assert main(["stats", str(sweep), "--letters", "cld", "-o", str(tmp_path / "out")]) == 0
+    assert main(["stats", str(sweep), "--letters", "cld", "--out-dir", str(tmp_path / "out")]) == 0
     assert "multcomp::cld" in capsys.readouterr().out
     with pytest.raises(SystemExit) as refused:
         main(["stats", str(sweep), "--letters", "nope"])

@@ -154,7 +154,7 @@ def test_measure_cli_writes_tidy_and_wide(tmp_path, capsys):
     nib.save(nib.Nifti1Image(labels.array, labels.affine), tmp_path / "s1_discs.nii.gz")
     nib.save(nib.Nifti1Image(image.array, image.affine), tmp_path / "s1_T2w.nii.gz")
     out = tmp_path / "out"
-    args = [str(tmp_path / "s1_discs.nii.gz"), "--images", str(tmp_path / "s1_T2w.nii.gz"), "-o", str(out)]
+    args = [str(tmp_path / "s1_discs.nii.gz"), "--images", str(tmp_path / "s1_T2w.nii.gz"), "--out-dir", str(out)]
     assert main(["measure", *args]) == 0
     wide = pd.read_csv(out / "measurements_wide.csv")
     long = pd.read_csv(out / "measurements.csv")
@@ -168,7 +168,13 @@ def test_measure_cli_refuses_an_image_on_another_grid(tmp_path, capsys):
     labels, image, _ = box_scan((1.0, 1.0, 2.0), "RAS")
     nib.save(nib.Nifti1Image(labels.array, labels.affine), tmp_path / "s1_discs.nii.gz")
     nib.save(nib.Nifti1Image(image.array[:-1], image.affine), tmp_path / "s1_T2w.nii.gz")
-    args = [str(tmp_path / "s1_discs.nii.gz"), "--images", str(tmp_path / "s1_T2w.nii.gz"), "-o", str(tmp_path / "o")]
+    args = [
+        str(tmp_path / "s1_discs.nii.gz"),
+        "--images",
+        str(tmp_path / "s1_T2w.nii.gz"),
+        "--out-dir",
+        str(tmp_path / "o"),
+    ]
     assert main(["measure", *args]) == 2
     err = capsys.readouterr().err
     assert "shape" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o" / "measurements.csv").exists()
@@ -184,11 +190,11 @@ def test_measure_joins_grades_and_report_plots_by_level_and_grade(tmp_path, caps
     manifest = pd.DataFrame(rows).assign(**{"grade_L5-S1": ["II", "IV"]})
     manifest.to_csv(tmp_path / "subjects.csv", index=False)
     out = tmp_path / "measured"
-    assert main(["measure", "--subjects", str(tmp_path / "subjects.csv"), "-o", str(out)]) == 0
+    assert main(["measure", "--subjects", str(tmp_path / "subjects.csv"), "--out-dir", str(out)]) == 0
     wide = pd.read_csv(out / "measurements_wide.csv")
     assert wide["grade"].tolist() == [2, 4] and not wide["intensity_mean"].isna().any()
     report = tmp_path / "report"
-    assert main(["report", "-o", str(report), "--measurements", str(out / "measurements_wide.csv")]) == 0
+    assert main(["report", "--out-dir", str(report), "--measurements", str(out / "measurements_wide.csv")]) == 0
     for name in ("measurements_by_level.png", "measurements_by_grade.png"):
         assert (report / name).read_bytes()[:4] == b"\x89PNG"
     assert "measurements_by_grade.png" in capsys.readouterr().out

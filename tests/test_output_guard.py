@@ -30,7 +30,7 @@ def test_a_table_read_is_never_replaced_by_the_verbs_own_runs_csv(verb, tmp_path
     table = tmp_path / "runs.csv"
     shutil.copyfile(RUNS, table)
     before = _sha(table)
-    code, err = run_cli(capsys, verb, "--table", table, "-o", tmp_path)
+    code, err = run_cli(capsys, verb, "--table", table, "--out-dir", tmp_path)
     if verb == "leaderboard":  # writes leaderboard files only: nothing to refuse
         assert code == 0 and _sha(table) == before
         return

@@ -32,7 +32,7 @@ def test_overlay_and_predict_qc_write_the_format_asked(fmt, tmp_path):
     assert discnet.cli.main(["overlay", str(image), str(labels), "-o", str(out)]) == 0
     assert out.read_bytes().startswith(MAGIC[fmt])
     ckpt = save_checkpoint(tmp_path / "model.ckpt")
-    args = ["predict", "--ckpt", str(ckpt), str(image), "-o", str(tmp_path / "pred"), "--qc", "--qc-format", fmt]
+    args = ["predict", "--ckpt", str(ckpt), str(image), "--out-dir", str(tmp_path / "pred"), "--qc", "--qc-format", fmt]
     assert discnet.cli.main(args) == 0
     assert (tmp_path / "pred" / f"scan_qc.{fmt}").read_bytes().startswith(MAGIC[fmt])
 
@@ -56,7 +56,7 @@ def test_report_leaderboard_and_agreement_write_the_figure_format_asked(fmt, tmp
     table.write_text("version,seed,subject,dsc\n" + "\n".join(rows) + "\n")
     for verb in ("report", "leaderboard"):
         out = tmp_path / verb
-        assert discnet.cli.main([verb, "--table", str(table), "-o", str(out), "--figure-format", fmt]) == 0
+        assert discnet.cli.main([verb, "--table", str(table), "--out-dir", str(out), "--figure-format", fmt]) == 0
         pictures = [p for p in out.iterdir() if p.suffix in (".png", f".{fmt}")]
         assert pictures and all(p.suffix == f".{fmt}" and p.read_bytes().startswith(MAGIC[fmt]) for p in pictures)
     pred, manual, _ = _write_tables(tmp_path)

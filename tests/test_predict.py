@@ -97,7 +97,7 @@ def test_nifti_and_mha_outputs_keep_the_input_geometry(lumbar_dir, ckpt, tmp_pat
     mha = tmp_path / "in" / "itk.mha"
     sitk.WriteImage(sitk.ReadImage(str(src)), str(mha))
     out = tmp_path / "out"
-    assert cli("predict", "--ckpt", ckpt, src, nii, mha, "-o", out, "--same-format") == 0
+    assert cli("predict", "--ckpt", ckpt, src, nii, mha, "--out-dir", out, "--same-format") == 0
     for image, mask in ((src, out / "sub11_T2w_discs.nii.gz"), (nii, out / "copy_discs.nii")):
         a, b = nib.load(image), nib.load(mask)
         assert b.shape == a.shape and b.get_data_dtype() == np.uint8
@@ -119,7 +119,15 @@ def test_ground_truth_round_trip_end_to_end(lumbar_dir, ckpt, tmp_path, monkeypa
     reorientation, slicing, resizing, orphan removal, level naming and writing all in the I,P,R file."""
     truth = read_volume(lumbar_dir / "sub11_discs.nii.gz", kind="label")
     fake_network(monkeypatch, truth)
-    args = ["--ckpt", ckpt, lumbar_dir / "sub11_T2w.nii.gz", "-o", tmp_path, "--levels", lumbar_dir / "levels.csv"]
+    args = [
+        "--ckpt",
+        ckpt,
+        lumbar_dir / "sub11_T2w.nii.gz",
+        "--out-dir",
+        tmp_path,
+        "--levels",
+        lumbar_dir / "levels.csv",
+    ]
     assert cli("predict", *args, "--probabilities") == 0
     written = nib.load(tmp_path / "sub11_T2w_discs.nii.gz")
     assert np.array_equal(np.asarray(written.dataobj), truth.array)
@@ -163,7 +171,7 @@ def test_ensemble_averages_probabilities(tmp_path):
 def test_disc_volumes_in_mm3(tmp_path, ckpt, monkeypatch):
     path, truth = synthetic(tmp_path)
     fake_network(monkeypatch, truth)
-    assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "out", "--expected-discs", "3", "--qc") == 0
+    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", tmp_path / "out", "--expected-discs", "3", "--qc") == 0
     assert (tmp_path / "out" / "scan_qc.png").stat().st_size > 1000
     table = pd.read_csv(tmp_path / "out" / "volumes.csv")
     assert table.columns.tolist() == VOLUME_COLUMNS  # as discnet volumes writes them
@@ -181,7 +189,7 @@ def test_skip_existing_keeps_outputs_and_rereads_volumes(tmp_path, ckpt, monkeyp
     path, truth = synthetic(tmp_path)
     fake_network(monkeypatch, truth)
     out = tmp_path / "out"
-    args = ["predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3"]
+    args = ["predict", "--ckpt", ckpt, path, "--out-dir", out, "--expected-discs", "3"]
     assert cli(*args) == 0
     mask = out / "scan_discs.nii.gz"
     edited = read_volume(mask, kind="label")
@@ -202,14 +210,16 @@ def test_second_predict_merges_volumes_and_a_scan_without_discs_gets_a_row(tmp_p
     shutil.copy(path, other)
     out = tmp_path / "out"
     fake_network(monkeypatch, truth)
-    assert cli("predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3") == 0
+    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", out, "--expected-discs", "3") == 0
     fake_network(monkeypatch, truth.with_array(np.zeros_like(truth.array)))  # the second scan: nothing found
-    assert cli("predict", "--ckpt", ckpt, other, "-o", out, "--expected-discs", "3") == 0
+    assert cli("predict", "--ckpt", ckpt, other, "--out-dir", out, "--expected-discs", "3") == 0
     table = pd.read_csv(out / "volumes.csv")
     assert table["subject"].tolist() == ["scan"] * 3 + ["other"]
     assert table.iloc[-1][["level", "voxels", "note"]].tolist() == ["none", 0, "no disc found"]
     fake_network(monkeypatch, truth.with_array(np.where(truth.array == 3, 0, truth.array)))
-    assert cli("predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3") == 0  # scan again: newest wins
+    assert (
+        cli("predict", "--ckpt", ckpt, path, "--out-dir", out, "--expected-discs", "3") == 0
+    )  # scan again: newest wins
     table = pd.read_csv(out / "volumes.csv")
     assert table["subject"].tolist() == ["other", "scan", "scan"]
     assert not table.duplicated(["subject", "level"]).any()
@@ -231,7 +241,7 @@ def test_qc_is_a_montage_across_the_disc_column_with_volumes(tmp_path, ckpt, mon
         return out
 
     monkeypatch.setattr("discnet.inference.qc.write_overlay", spy)
-    args = ["predict", "--ckpt", ckpt, path, "-o", tmp_path / "out", "--expected-discs", "3", "--qc"]
+    args = ["predict", "--ckpt", ckpt, path, "--out-dir", tmp_path / "out", "--expected-discs", "3", "--qc"]
     assert cli(*args, "--no-orphan-removal") == 0
     assert len(seen["titles"]) >= 5  # file slices 2..7 (RAS x 6..1: the file's third axis runs right to left)
     assert seen["titles"][0] == "sagittal slice 1" and seen["titles"][-1] == "sagittal slice 6"
@@ -250,7 +260,9 @@ def test_every_skipped_folder_entry_is_reported(tmp_path, ckpt, monkeypatch, cap
         sitk.WriteImage(part, str(series / f"{k}.dcm"))
     (tmp_path / "scans" / "notes.txt").write_text("x")
     fake_network(monkeypatch, truth)
-    assert cli("predict", "--ckpt", ckpt, tmp_path / "scans", "-o", tmp_path / "out", "--expected-discs", "3") == 0
+    assert (
+        cli("predict", "--ckpt", ckpt, tmp_path / "scans", "--out-dir", tmp_path / "out", "--expected-discs", "3") == 0
+    )
     out = capsys.readouterr().out
     assert f"note: skipped {series} (a DICOM series folder: give it as its own INPUT)" in out
     assert f"note: skipped {tmp_path / 'scans' / 'notes.txt'} (not an image file)" in out
@@ -262,7 +274,7 @@ def test_orphan_removal_on_by_default(tmp_path, ckpt, monkeypatch):
     voxels = {}
     for flag in ([], ["--no-orphan-removal"]):
         out = tmp_path / f"out{len(flag)}"
-        assert cli("predict", "--ckpt", ckpt, path, "-o", out, "--expected-discs", "3", *flag) == 0
+        assert cli("predict", "--ckpt", ckpt, path, "--out-dir", out, "--expected-discs", "3", *flag) == 0
         table = pd.read_csv(out / "volumes.csv").set_index("level")
         voxels[bool(flag)] = table.loc["L5-S1", "voxels"]
     assert voxels == {False: 240, True: 244}
@@ -332,7 +344,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, ckpt, capsys):
     for case, (models, source, out) in cases.items():
         models = models if isinstance(models, list) else [models]
         ckpts = [a for m in models for a in ("--ckpt", m)]
-        assert cli("predict", *ckpts, source, "-o", out) == 2, case
+        assert cli("predict", *ckpts, source, "--out-dir", out) == 2, case
         err = capsys.readouterr().err.strip()
         assert err.startswith("discnet predict: error:") and "\n" not in err, (case, err)
     assert not any((tmp_path / f"o{i}").exists() for i in range(1, 6))
@@ -343,20 +355,20 @@ def test_output_never_overwrites_an_input(tmp_path, ckpt, capsys):
     source = tmp_path / "a.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((4, 5, 6), np.float32), np.eye(4)), source)
     shutil.copy(source, tmp_path / "a_discs.nii.gz")
-    assert cli("predict", "--ckpt", ckpt, source, tmp_path / "a_discs.nii.gz", "-o", tmp_path) == 2
+    assert cli("predict", "--ckpt", ckpt, source, tmp_path / "a_discs.nii.gz", "--out-dir", tmp_path) == 2
     assert "equals an input" in capsys.readouterr().err
 
 
 def test_disc_count_warning_is_one_line(tmp_path, ckpt, monkeypatch, capsys):
     path, truth = synthetic(tmp_path)
     fake_network(monkeypatch, truth)
-    assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "out") == 0
+    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", tmp_path / "out") == 0
     lines = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert lines == [
         "warning: scan: found 3 disc components, expected 5: named them L3-L4..L5-S1 from the inferior end "
         "(touching discs merge into one; --anchor superior counts from the other end)"
     ]
-    assert cli("predict", "--ckpt", ckpt, path, "-o", tmp_path / "up", "--anchor", "superior") == 0
+    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", tmp_path / "up", "--anchor", "superior") == 0
     assert pd.read_csv(tmp_path / "up" / "volumes.csv")["level"].tolist() == ["L1-L2", "L2-L3", "L3-L4"]
 
 
@@ -384,6 +396,9 @@ def test_predict_thresholds_at_the_checkpoints_own_threshold(tmp_path):
     voxels = {}
     for ckpt in (plain, strict):
         out = tmp_path / ckpt.stem
-        assert discnet.cli.main(["predict", "--ckpt", str(ckpt), str(scan), "-o", str(out), "--no-orphan-removal"]) == 0
+        assert (
+            discnet.cli.main(["predict", "--ckpt", str(ckpt), str(scan), "--out-dir", str(out), "--no-orphan-removal"])
+            == 0
+        )
         voxels[ckpt.stem] = int((nib.load(out / "scan_discs.nii.gz").get_fdata() > 0).sum())
     assert voxels["strict"] < voxels["plain"], voxels

@@ -42,7 +42,18 @@ def test_report_writes_figures_statistics_and_leaderboards(tmp_path, capsys):
     disc_table().to_csv(metrics, index=False)
     agreement_table().to_csv(agreement, index=False)
     out = tmp_path / "report"
-    args = ["report", str(sweep), "-o", str(out), "-n", "5", "--metrics", str(metrics), "--agreement", str(agreement)]
+    args = [
+        "report",
+        str(sweep),
+        "--out-dir",
+        str(out),
+        "-n",
+        "5",
+        "--metrics",
+        str(metrics),
+        "--agreement",
+        str(agreement),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "wrote" in printed and "Final model" in printed
@@ -63,7 +74,7 @@ def test_report_writes_figures_statistics_and_leaderboards(tmp_path, capsys):
     assert tables <= {p.name for p in out.iterdir()}
     assert len(pd.read_csv(out / "leaderboard.csv")) == 5
     again = tmp_path / "again"  # runs.csv is the long table: the report can be redone from it alone
-    assert main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "-n", "5"]) == 0
+    assert main(["report", "--table", str(out / "runs.csv"), "--out-dir", str(again), "-n", "5"]) == 0
     assert (again / "leaderboard.csv").read_text() == (out / "leaderboard.csv").read_text()
     stats = (out / "stats.md").read_text(encoding="utf-8")
     assert "## Model versions: validation Dice (last epoch) by version" in stats and "Final model" in stats
@@ -75,8 +86,8 @@ def test_report_writes_figures_statistics_and_leaderboards(tmp_path, capsys):
     ]
     assert set(pd.read_csv(out / "runs.csv")["score"]) == {"last"}
     with pytest.raises(SystemExit):
-        main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "--score", "worst"])
-    assert main(["report", "--table", str(out / "runs.csv"), "-o", str(again), "--score", "best"]) == 2
+        main(["report", "--table", str(out / "runs.csv"), "--out-dir", str(again), "--score", "worst"])
+    assert main(["report", "--table", str(out / "runs.csv"), "--out-dir", str(again), "--score", "best"]) == 2
     analyses = set(pd.read_csv(out / "letters.csv")["analysis"])
     assert analyses == {"versions", "discs", "agreement"}
     assert not list(out.glob(".*tmp*")), "temporary files left behind"
@@ -89,13 +100,13 @@ def test_report_runs_only_and_errors(tmp_path, capsys):
     ]
     table.write_text("version,seed,subject,dsc\n" + "\n".join(rows) + "\n")
     out = tmp_path / "out"
-    assert main(["report", "--table", str(table), "-o", str(out)]) == 0
+    assert main(["report", "--table", str(table), "--out-dir", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"dice_by_version.png", "leaderboard.png", "stats.md"} <= names
     assert not names & {"orphan_removal.png", "agreement.png", "discs_by_level_grade.png", "kruskal.csv"}
     (tmp_path / "file").write_text("")
-    assert main(["report", "--table", str(table), "-o", str(tmp_path / "file")]) == 2
-    assert main(["report", "--table", str(tmp_path / "none.csv"), "-o", str(out)]) == 2
+    assert main(["report", "--table", str(table), "--out-dir", str(tmp_path / "file")]) == 2
+    assert main(["report", "--table", str(tmp_path / "none.csv"), "--out-dir", str(out)]) == 2
     assert capsys.readouterr().err.count("error") == 2
 
 
@@ -107,7 +118,7 @@ def test_p_value_text():
 def test_stats_tables_written_for_a_single_version(tmp_path, capsys):
     table = tmp_path / "runs.csv"
     table.write_text("version,seed,subject,dsc\nv1,0,s1,0.9\nv1,0,s2,0.8\nv1,1,s1,0.85\nv1,1,s2,0.82\n")
-    assert main(["stats", "--table", str(table), "-o", str(tmp_path / "out")]) == 0
+    assert main(["stats", "--table", str(table), "--out-dir", str(tmp_path / "out")]) == 0
     assert "single level" in capsys.readouterr().out
     assert pd.read_csv(tmp_path / "out" / "lmm.csv").empty and pd.read_csv(tmp_path / "out" / "pairwise.csv").empty
     assert pd.read_csv(tmp_path / "out" / "letters.csv")["letters"].tolist() == ["a"]

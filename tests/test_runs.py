@@ -142,7 +142,7 @@ def test_leaderboard_cli(tmp_path, capsys):
     sweep = write_sweep(tmp_path / "sweep", {"r2-a": 0.92, "r2-b": 0.90})
     write_sweep(tmp_path / "sweep", {"r1-x": 0.5}, round_=1)
     out = tmp_path / "lb"
-    assert main(["leaderboard", str(sweep), "--round", "2", "-n", "4", "-o", str(out)]) == 0
+    assert main(["leaderboard", str(sweep), "--round", "2", "-n", "4", "--out-dir", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Top 4 of 6 runs" in text and "r2-a" in text and "r1-x" not in text
     assert "orphan removal" not in text
@@ -265,7 +265,7 @@ def test_final_model_is_the_best_versions_best_run_not_the_top_run(tmp_path, cap
     assert choice["checkpoint"].endswith(str(Path("steady", "seed=2", "checkpoints", "last.ckpt")))
     assert "Final model" in choice["text"] and "last epoch" in choice["text"]
     out = tmp_path / "lb"
-    assert main(["leaderboard", str(sweep), "-o", str(out)]) == 0
+    assert main(["leaderboard", str(sweep), "--out-dir", str(out)]) == 0
     assert "Final model" in capsys.readouterr().out
     assert json.loads((out / "final_model.json").read_text())["run"] == choice["run"]
     best = final_model(load_runs([sweep], "best")[0])

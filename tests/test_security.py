@@ -66,7 +66,7 @@ def test_evil_checkpoint_is_refused_and_runs_nothing(tmp_path, capsys, monkeypat
         with pytest.raises(InputError, match="refused without running them"):
             read_checkpoint(ckpt)
         capsys.readouterr()
-        assert discnet.cli.main(["predict", "--ckpt", str(ckpt), str(scan), "-o", str(tmp_path / "out")]) == 2
+        assert discnet.cli.main(["predict", "--ckpt", str(ckpt), str(scan), "--out-dir", str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and ckpt.name in err and "Traceback" not in err
         assert not marker.exists()
@@ -188,7 +188,7 @@ def test_no_subject_name_escapes_the_output_folder(subject, tmp_path, capsys, mo
     before = sorted(tmp_path.rglob("*"))
     out = work / "out"
     commands = [
-        ["predict", "--ckpt", work / "none.ckpt", manifest, "-o", out],
+        ["predict", "--ckpt", work / "none.ckpt", manifest, "--out-dir", out],
         ["evaluate", "--pred", work / "scan_discs.nii.gz", "--subjects", manifest, "-o", out / "m.csv"],
         ["split", manifest, "--val", "1", "-o", out / "s.csv"],
         ["agreement", work / "r1", work / "r2", "--subjects", manifest, "-o", out / "a.csv"],

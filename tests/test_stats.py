@@ -228,7 +228,7 @@ def test_stats_cli_writes_markdown_and_tables(tmp_path, capsys):
     metrics = tmp_path / "metrics.csv"
     disc_table().to_csv(metrics, index=False)
     out = tmp_path / "stats"
-    assert main(["stats", str(sweep), "--metrics", str(metrics), "-o", str(out)]) == 0
+    assert main(["stats", str(sweep), "--metrics", str(metrics), "--out-dir", str(out)]) == 0
     text = capsys.readouterr().out
     assert "# discnet statistics" in text and "Linear mixed model" in text
     lmm = pd.read_csv(out / "lmm.csv")

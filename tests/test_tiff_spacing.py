@@ -42,9 +42,16 @@ COMMANDS = {
         str(out / "m.csv"),
     ],
     "overlay": lambda f, out: ["overlay", str(f["image"]), str(f["labels"]), "-o", str(out / "qc.png")],
-    "measure": lambda f, out: ["measure", str(f["labels"]), "--images", str(f["image"]), "-o", str(out)],
+    "measure": lambda f, out: ["measure", str(f["labels"]), "--images", str(f["image"]), "--out-dir", str(out)],
     "agreement": lambda f, out: ["agreement", str(f["labels"].parent), str(f["other"]), "-o", str(out / "a.csv")],
-    "predict": lambda f, out: ["predict", "--ckpt", str(out.parent / "model.ckpt"), str(f["image"]), "-o", str(out)],
+    "predict": lambda f, out: [
+        "predict",
+        "--ckpt",
+        str(out.parent / "model.ckpt"),
+        str(f["image"]),
+        "--out-dir",
+        str(out),
+    ],
 }
 
 

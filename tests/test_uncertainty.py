@@ -177,7 +177,7 @@ def test_predict_with_an_ensemble_writes_uncertainty_tables_and_map(tmp_path, mo
     ranges = {"level": ["L4-L5", "L5-S1", "L5-S1"], "volume_cm3": [0.001, 0.1, 1.0]}  # L4-L5 is 0.288 cm^3
     pd.DataFrame(ranges).to_csv(reference, index=False)
     out = tmp_path / "out"
-    args = ["predict", "--ckpt", ckpts[0], "--ckpt", ckpts[1], image_path, "-o", out, "--tta", "flip"]
+    args = ["predict", "--ckpt", ckpts[0], "--ckpt", ckpts[1], image_path, "--out-dir", out, "--tta", "flip"]
     args += ["--uncertainty", "entropy", "--reference", reference, "--expected-discs", "3"]
     args += ["--levels", _levels_csv(tmp_path)]
     assert discnet.cli.main([str(a) for a in args]) == 0

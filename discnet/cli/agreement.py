@@ -1,7 +1,7 @@
 """``discnet agreement``: inter-reader Dice between readers' segmentations of the same scans (paper 2.2).
 
 Example:
-    discnet agreement readers/anna readers/ben readers/carl --levels levels.csv -o agreement.csv
+    discnet agreement --readers readers/anna readers/ben readers/carl --levels levels.csv -o agreement.csv
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ def add_parser(subparsers) -> None:
             "and subjects, as the paper reports inter-reader Dice."
         ),
     )
-    parser.add_argument("readers", nargs="*", type=Path, metavar="READER_DIR", help="one folder per reader")
+    parser.add_argument(
+        "--readers", nargs="+", type=Path, default=[], metavar="READER_DIR", help="one folder per reader (2 or more)"
+    )
+    parser.add_argument("positional_readers", nargs="*", type=Path, metavar="READER_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--levels", type=Path, metavar="CSV", help="levels.csv (label,level) or ITK-SNAP .label file")
     parser.add_argument("--subjects", type=Path, metavar="CSV", help="subjects.csv whose grades and ages to join")
     parser.add_argument("-o", "--output", type=Path, metavar="CSV", help="write the per-pair table here")
@@ -134,6 +137,9 @@ def _listed(files: dict, most: int = 8) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.readers and args.positional_readers:
+        raise InputError(None, "readers given both after --readers and as bare folders", "give them after --readers")
+    args.readers = args.readers or args.positional_readers  # the bare form, as before
     if args.volumes:
         return run_volumes(args)
     levels = read_levels(args.levels)

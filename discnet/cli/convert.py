@@ -83,6 +83,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     if net["in_channels"] != 1:
         print(f"note: the model takes {net['in_channels']} input channels; discnet's slices have one")
-    print(f"predict:   discnet predict --ckpt {done.output} SCANS -o OUT_DIR")
+    print(f"predict:   discnet predict --ckpt {done.output} SCANS --out-dir OUT_DIR")
     print(f"fine-tune: python train.py data=manifest data.manifest=subjects.csv {' '.join(done.train_overrides())}")
     return 0

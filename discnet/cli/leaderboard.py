@@ -1,7 +1,7 @@
 """``discnet leaderboard``: the top runs of sweeps by mean validation Dice (paper Fig 4B, 5C, 5D).
 
 Example:
-    discnet leaderboard multirun/train -n 20 -o analysis/
+    discnet leaderboard multirun/train -n 20 --out-dir analysis/
     discnet leaderboard multirun/train/r2-* --round 2 -n 10
     discnet leaderboard --table runs.csv
 
@@ -19,6 +19,8 @@ import argparse
 import json
 import math
 from pathlib import Path
+
+from discnet.cli.outputs import add_out_dir
 
 SOURCES_HELP = (
     "Runs are read from the summary.json of every run folder at or below each SWEEP_DIR (failed or "
@@ -82,7 +84,7 @@ def add_parser(subparsers) -> None:
     )
     add_run_sources(parser)
     parser.add_argument("-n", "--top", type=int, default=20, metavar="N", help="runs to list (default 20)")
-    parser.add_argument("-o", "--output", type=Path, metavar="DIR", help="write CSV and PNG files here")
+    add_out_dir(parser, "write CSV and PNG files here", required=False)
     parser.set_defaults(func=run)
 
 

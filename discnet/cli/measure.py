@@ -1,8 +1,8 @@
 """``discnet measure``: per-disc morphometry and intensities of label maps (with their scans).
 
 Example:
-    discnet measure sub11_discs.nii.gz --images sub11_T2w.nii.gz -o measurements/
-    discnet measure --subjects subjects.csv --levels levels.csv -o measurements/
+    discnet measure sub11_discs.nii.gz --images sub11_T2w.nii.gz --out-dir measurements/
+    discnet measure --subjects subjects.csv --levels levels.csv --out-dir measurements/
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from discnet.cli.outputs import add_out_dir
 from discnet.data.manifest import discs_table, load_manifest
 from discnet.data.preprocess import InputConfig
 from discnet.errors import InputError
@@ -51,7 +52,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument("--lower", type=float, default=2.5, help="stretch percentile mapped to 0 (default 2.5)")
     parser.add_argument("--upper", type=float, default=97.5, help="stretch percentile mapped to 255 (default 97.5)")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="folder to write")
+    add_out_dir(parser, "folder to write")
     parser.set_defaults(func=run)
 
 

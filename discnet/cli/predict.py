@@ -1,8 +1,8 @@
 """``discnet predict``: segment the discs of scans with one model or an ensemble, and measure them.
 
 Example:
-    discnet predict --ckpt runs/a/checkpoints/best.ckpt scans/ -o predictions
-    discnet predict --ckpt a.ckpt --ckpt b.ckpt subjects.csv -o predictions --qc --probabilities
+    discnet predict --ckpt runs/a/checkpoints/best.ckpt scans/ --out-dir predictions
+    discnet predict --ckpt a.ckpt --ckpt b.ckpt subjects.csv --out-dir predictions --qc --probabilities
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from discnet.cli.outputs import add_out_dir
 from discnet.data.preprocess import preset_names
 from discnet.errors import InputError
 from discnet.evaluation.evaluate import check_same_grid
@@ -55,7 +56,7 @@ def add_parser(subparsers) -> None:
         ),
     )
     parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files, folders or subjects.csv")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT_DIR", help="output folder")
+    add_out_dir(parser, "output folder")
     parser.add_argument(
         "--ckpt", type=Path, action="append", required=True, metavar="MODEL", help="checkpoint; repeat for an ensemble"
     )

@@ -1,7 +1,7 @@
 """``discnet report``: leaderboards, statistics and the paper's figures in one folder.
 
 Example:
-    discnet report multirun/train/r2-* -o analysis/round2 -n 10
+    discnet report multirun/train/r2-* --out-dir analysis/round2 -n 10
     discnet report multirun/train/r1-* --factors params,input --metrics metrics.csv \\
         --agreement agreement.csv -o analysis/round1
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from discnet.cli.outputs import add_out_dir
 from discnet.cli.stats import DESCRIPTION, add_analysis_options
 
 
@@ -30,7 +31,7 @@ def add_parser(subparsers) -> None:
     )
     add_analysis_options(parser)
     parser.add_argument("-n", "--top", type=int, default=20, metavar="N", help="runs in the leaderboards (default 20)")
-    parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="folder to write")
+    add_out_dir(parser, "folder to write")
     parser.add_argument(
         "--measurements",
         type=Path,

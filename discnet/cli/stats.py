@@ -1,9 +1,9 @@
 """``discnet stats``: the paper's statistics on sweeps and on per-disc results (sections 2.2, 2.5, 2.7).
 
 Example:
-    discnet stats multirun/train/r1-* --factors params,input -o analysis/round1
-    discnet stats multirun/train/r2-* -o analysis/round2
-    discnet stats --metrics metrics.csv --agreement agreement.csv -o analysis/discs
+    discnet stats multirun/train/r1-* --factors params,input --out-dir analysis/round1
+    discnet stats multirun/train/r2-* --out-dir analysis/round2
+    discnet stats --metrics metrics.csv --agreement agreement.csv --out-dir analysis/discs
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from discnet.cli.leaderboard import SOURCES_HELP, add_run_sources, load_run_sources
+from discnet.cli.outputs import add_out_dir
 
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +61,7 @@ def add_parser(subparsers) -> None:
         + " With -o: stats.md, lmm.csv, pairwise.csv, letters.csv (and kruskal.csv) are written there.",
     )
     add_analysis_options(parser)
-    parser.add_argument("-o", "--output", type=Path, metavar="DIR", help="write stats.md and the CSV tables here")
+    add_out_dir(parser, "write stats.md and the CSV tables here", required=False)
     parser.set_defaults(func=run)
 
 

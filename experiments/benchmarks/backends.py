@@ -161,7 +161,16 @@ def _end_to_end(setup, ckpt, image, best: str) -> dict:
     batch = 1 if best.endswith("batch 1") else setup.batch_size
 
     def predict(name: str, backend_arg: str, batch_arg: int, today: bool):
-        args = ["predict", "--ckpt", str(ckpt), str(image), "-o", str(setup.work / f"e2e-{name}"), "--device", "cpu"]
+        args = [
+            "predict",
+            "--ckpt",
+            str(ckpt),
+            str(image),
+            "--out-dir",
+            str(setup.work / f"e2e-{name}"),
+            "--device",
+            "cpu",
+        ]
         args += ["--backend", backend_arg, "--batch-size", str(batch_arg)]
 
         def call():

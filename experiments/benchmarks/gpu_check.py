@@ -150,7 +150,7 @@ def predict_real_scan(device: torch.device, sizes: Sizes, work: Path, data: Path
             "--ckpt",
             str(ckpt),
             str(data / "sub11_T2w.nii.gz"),
-            "-o",
+            "--out-dir",
             str(out),
             "--device",
             target,

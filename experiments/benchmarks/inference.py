@@ -106,7 +106,7 @@ def run(setup: Setup) -> dict:
         }
         if count == n:
             out = setup.work / f"predict-{precision}"
-            args = ["predict", "--ckpt", str(ckpt), str(image), "-o", str(out), "--precision", precision]
+            args = ["predict", "--ckpt", str(ckpt), str(image), "--out-dir", str(out), "--precision", precision]
             args += ["--batch-size", str(setup.batch_size), "--device", str(setup.device)]
             end_to_end = measure(lambda a=args: discnet_main(a), setup.device, repeats, warmup)
             entry["predict_end_to_end"] = end_to_end

@@ -62,7 +62,7 @@ def run(
         bench_model(setup, ckpt)
     device = str(setup.device)
     predict = _python(
-        _PREDICT, device, "predict", "--ckpt", ckpt, image, "-o", Path(setup.work) / "mem", "--device", device
+        _PREDICT, device, "predict", "--ckpt", ckpt, image, "--out-dir", Path(setup.work) / "mem", "--device", device
     )
     results = {"predict_one_volume": predict, "training_step": {}}
     for name in models:

@@ -87,7 +87,7 @@ def predict(args, ckpts: list[Path], subject: str, out: Path, *flags: str) -> pd
     if not (out / "volumes.csv").is_file():
         models = [x for ckpt in ckpts for x in ("--ckpt", ckpt)]
         discnet("predict", *models, args.data / f"{subject}_T2w.nii.gz", "--levels", args.data / "levels.csv",
-                "-o", out, *flags)  # fmt: skip
+                "--out-dir", out, *flags)  # fmt: skip
     return evaluate(args, out, subject)
 
 
@@ -184,7 +184,7 @@ def final_model(args) -> dict | None:
     out = args.work / "predict" / "final"
     if not (out / "volumes.csv").is_file():
         discnet("predict", "--ckpt", RunFolder(run_dir).checkpoint("last"), scan, "--levels", args.data / "levels.csv",
-                "-o", out, "--qc", "--reference", args.reference)  # fmt: skip
+                "--out-dir", out, "--qc", "--reference", args.reference)  # fmt: skip
     image, mask = nib.load(scan), nib.load(out / f"{SUBJECTS[0]}_T2w_discs.nii.gz")
     volumes = pd.read_csv(out / "volumes.csv")
     volumes.to_csv(args.results / "final_volumes.csv", index=False)
