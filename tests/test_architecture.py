@@ -8,7 +8,9 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "discnet"
+from tests.paths import REPO
+
+PACKAGE = REPO / "discnet"
 #: Stages in the order data flows; a module may import its own stage and those before it.
 STAGES = [
     ("errors", "spine"),
@@ -77,3 +79,12 @@ def test_long_modules_say_why():
         if len(lines) > 300 and not re.search(r"over 300 lines", docstring, re.IGNORECASE):
             unexplained.append(f"{path.relative_to(PACKAGE)} ({len(lines)} lines)")
     assert not unexplained, "modules over 300 lines without the reason in their docstring: " + ", ".join(unexplained)
+
+
+def test_test_folders_mirror_the_stages():
+    """tests/<stage>/ tests discnet/<stage>/; what tests the whole product sits at the top of tests/."""
+    folders = {
+        p.parent.name for p in (REPO / "tests").glob("*/test_*.py") if p.parent.name not in ("fixtures", "hostile")
+    }
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert folders and folders <= packages, folders - packages

@@ -18,10 +18,9 @@ import torch
 import discnet.cli
 from discnet.data.preprocess import InputConfig
 from discnet.training.segmenter import DiscSegmenter
+from tests.paths import FIXTURES
 from tests.train_helpers import run_train_script
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SHAPE = (12, 16, 6)
 AFFINE = np.diag([1.0, 1.0, 3.0, 1.0])
 NET = {"base_filters": 4, "depth": 2}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 import matplotlib
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
+
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 NEEDS = {
     "leaderboard_statistics": ["experiments/round1/results-cpu/runs.csv", "experiments/round2/results-cpu/runs.csv"],

@@ -11,9 +11,10 @@ import pytest
 from discnet.errors import InputError
 from discnet.io import guard
 from discnet.io.atomic import atomic_path
+from tests.paths import REPO
 from tests.test_bad_input import run_cli
 
-RUNS = Path(__file__).resolve().parents[1] / "experiments" / "round2" / "results-cpu" / "runs.csv"
+RUNS = REPO / "experiments" / "round2" / "results-cpu" / "runs.csv"
 
 
 @pytest.fixture(autouse=True)

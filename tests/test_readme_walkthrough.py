@@ -15,7 +15,8 @@ from pathlib import Path
 import matplotlib.image
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
+
 MARKER = "<!-- walkthrough:"
 
 

@@ -21,9 +21,9 @@ import discnet.cli
 from discnet.data.manifest import load_manifest
 from discnet.errors import InputError
 from discnet.models.checkpoint import read_checkpoint
+from tests.paths import REPO
 from tests.train_helpers import run_train_script
 
-REPO = Path(__file__).resolve().parents[1]
 SOURCES = sorted((REPO / "discnet").rglob("*.py")) + [REPO / "train.py"]
 LAMBDA_H5 = REPO / "tests" / "fixtures" / "keras" / "k2_lambda.h5"
 

@@ -11,7 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
+
 CONF = REPO / "conf"
 
 TINY = ["image_size=32", "model.net.base_filters=4", "model.net.depth=2", "model.batch_size=8", "logger=csv"]

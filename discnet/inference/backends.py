@@ -5,7 +5,7 @@
 (oneDNN fusion); ``onnxruntime`` and ``openvino`` run the ONNX export of the network on the CPU. Each
 result is an ``nn.Module`` that :func:`discnet.inference.probability.disc_probability` uses like the network itself
 (it keeps ``in_channels``, ``padding`` and ``input_size_for_output``); outputs equal the PyTorch path's
-within :data:`TOLERANCE` (``tests/test_backends.py``). The measured speeds are in
+within :data:`TOLERANCE` (``tests/inference/test_backends.py``). The measured speeds are in
 ``experiments/benchmarks/results-cpu-backends.md``.
 
 Example:

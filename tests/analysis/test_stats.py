@@ -23,7 +23,7 @@ from discnet.analysis.stats import (
 )
 from discnet.cli import main
 from discnet.errors import InputError
-from tests.test_runs import write_sweep
+from tests.analysis.test_runs import write_sweep
 
 # ---- model comparison -------------------------------------------------------------------------------
 

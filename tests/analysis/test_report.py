@@ -11,8 +11,8 @@ from matplotlib.image import imread
 
 from discnet.analysis.report import fmt_p, p_text
 from discnet.cli import main
-from tests.test_runs import write_sweep
-from tests.test_stats import disc_table
+from tests.analysis.test_runs import write_sweep
+from tests.analysis.test_stats import disc_table
 
 
 def agreement_table() -> pd.DataFrame:

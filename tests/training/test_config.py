@@ -13,8 +13,9 @@ from omegaconf import OmegaConf, open_dict
 from discnet.data.augment import augment_config
 from discnet.data.preprocess import InputConfig
 from discnet.training.segmenter import DiscSegmenter
+from tests.paths import REPO
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = REPO / "conf"
 
 
 def options(group: str) -> list[str]:
@@ -145,7 +146,7 @@ def test_round2_presets(version, syntax, tmp_path):
 
 
 def test_lumbar_t2_data_reads_the_shared_folder_by_a_root_value(tmp_path, lumbar_dir):
-    project = Path(__file__).resolve().parents[1]
+    project = REPO
     cfg = _compose(["experiment=lumbar_t2", "data.val_subjects=[sub20]"], tmp_path)
     with open_dict(cfg):
         cfg.paths.root_dir = str(project)

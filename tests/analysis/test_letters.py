@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import itertools
 import math
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -19,9 +18,10 @@ from hypothesis import strategies as st
 
 from discnet.analysis.letters import check_letters, compact_letters, letter_name, split_letters
 from discnet.cli import main
-from tests.test_runs import write_sweep
+from tests.analysis.test_runs import write_sweep
+from tests.paths import FIXTURES
 
-JUDGES = Path(__file__).parent / "fixtures" / "letters" / "us_judge_ratings.csv"
+JUDGES = FIXTURES / "letters" / "us_judge_ratings.csv"
 TWO_PAIRS = [("A", "B"), ("C", "D")]  # five groups A-E, only A-B and C-D significant
 
 

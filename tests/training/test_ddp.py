@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.test_sweeps import train
 from tests.train_helpers import TINY
+from tests.training.test_sweeps import train
 
 
 @pytest.mark.slow

@@ -25,7 +25,6 @@ from discnet.io import Volume, read_levels, read_volume, to_canonical, write_lik
 from discnet.models.checkpoint import load_net
 from discnet.training.segmenter import DiscSegmenter
 
-REPO = Path(__file__).resolve().parents[1]
 NET = {"base_filters": 4, "depth": 2}
 
 

@@ -14,6 +14,7 @@ from discnet.inference.predict import predict_volume
 from discnet.inference.probability import disc_probability
 from discnet.io import read_volume
 from discnet.models.unet import UNet
+from tests.paths import REPO
 
 
 def _installed(name: str) -> bool:
@@ -85,7 +86,7 @@ def test_predict_cli_refuses_bf16_with_a_float32_backend(tmp_path, capsys):
 @pytest.mark.parametrize("backend", ["auto", *BACKENDS[1:]])
 def test_predict_cli_backend_writes_the_pytorch_probabilities(tmp_path, backend):
     from discnet.cli import main
-    from tests.test_predict import save_checkpoint, synthetic
+    from tests.inference.test_predict import save_checkpoint, synthetic
 
     if not _installed(backend):
         pytest.skip(f"{backend} not installed")
@@ -121,9 +122,8 @@ def test_bench_backends_section_writes_its_table(tmp_path):
     import json
     import subprocess
     import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO
     command = [sys.executable, str(repo / "experiments/benchmarks/bench.py"), "--quick", "--repeats", "1"]
     command += ["--sections", "backends", "--train-step", "32", "1", "-o", str(tmp_path)]
     subprocess.run(command, check=True, capture_output=True, cwd=repo)

@@ -10,7 +10,6 @@ import json
 import marshal
 import pickle
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,8 +29,9 @@ from discnet.convert.keras_config import parse_config
 from discnet.errors import InputError
 from discnet.models.checkpoint import load_net
 from discnet.models.unet import UNet
+from tests.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
+FIXTURES = FIXTURES / "keras"
 #: (model file, arrays stem, the discnet U-Net it maps onto: (depth, dilation, padding, norm, dropout) or None)
 CASES = [
     ("k2_unet_same_bn.h5", "k2_unet_same_bn", (1, 1, "same", "batch", 0.8)),

@@ -24,7 +24,7 @@ from discnet.inference.uncertainty import (
     voxel_uncertainty,
 )
 from discnet.io import Volume
-from tests.test_predict import save_checkpoint, synthetic
+from tests.inference.test_predict import save_checkpoint, synthetic
 
 LEVELS = {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"}
 

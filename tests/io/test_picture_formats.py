@@ -47,7 +47,7 @@ def test_a_picture_name_of_another_kind_is_refused_in_one_line(tmp_path, capsys)
 
 @pytest.mark.parametrize("fmt", ["svg", "pdf"])
 def test_report_leaderboard_and_agreement_write_the_figure_format_asked(fmt, tmp_path):
-    from tests.test_volume_agreement import _write_tables
+    from tests.evaluation.test_volume_agreement import _write_tables
 
     table = tmp_path / "runs.csv"
     rows = [

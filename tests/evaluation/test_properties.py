@@ -3,7 +3,7 @@
 
 The single-module properties (Dice symmetric, in [0, 1], 1 exactly for equal masks; volume ratio =
 recall / precision; orphan removal idempotent and never adding voxels; resize-back keeping the grid) are
-in tests/test_metrics.py, tests/test_orphans.py and tests/test_slices.py. The conventions are documented
+in tests/evaluation/test_metrics.py, tests/postprocess/test_orphans.py and tests/data/test_slices.py. The conventions are documented
 in README.md ("Evaluation and measurement") and in the :mod:`discnet.evaluation.metrics` docstring.
 """
 

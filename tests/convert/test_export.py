@@ -16,8 +16,9 @@ from discnet.convert.export import export_network
 from discnet.errors import InputError
 from discnet.models.checkpoint import PREFIX, load_net
 from discnet.models.unet import UNet
+from tests.paths import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "keras"
+FIXTURES = FIXTURES / "keras"
 needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
 
 

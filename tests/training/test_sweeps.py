@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from discnet.training.run import run
+from tests.paths import REPO
 from tests.train_helpers import TINY, tiny_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO
 
 
 def train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
