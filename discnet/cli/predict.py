@@ -23,7 +23,7 @@ from discnet.cli.outputs import add_out_dir
 from discnet.data.preprocess import preset_names
 from discnet.errors import InputError
 from discnet.evaluation.evaluate import check_same_grid
-from discnet.evaluation.volumes import no_disc_row
+from discnet.evaluation.volumes import label_counts, no_disc_row, volume_rows
 from discnet.inference.backends import CHOICES as BACKEND_CHOICES
 from discnet.inference.backends import prepare
 from discnet.inference.batch import UNC, VOLUMES, Job, collect_inputs, plan_jobs
@@ -35,7 +35,7 @@ from discnet.inference.outputs import (
     volume_table,
     write_tables,
 )
-from discnet.inference.predict import disc_volumes, levels_and_values, load_models, predict_volume
+from discnet.inference.predict import levels_and_values, load_models, predict_volume
 from discnet.inference.uncertainty import FLIPS, read_reference
 from discnet.io import Volume, read_levels, read_volume, write_like
 from discnet.io.atomic import atomic_path, full_suffix
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
                 labels, image, info = _predict_one(job, models, levels, args, device)
                 if info["warning"]:
                     console.print(f"warning: {job.name}: {info['warning']}", markup=False, soft_wrap=True)
-            found = disc_volumes(labels, image.voxel_volume, levels)
+            found = volume_rows(label_counts(labels), image.voxel_volume, levels)
             rows += [{"subject": job.name, **row, "file": str(job.mask)} for row in found] or [
                 no_disc_row(job.name, job.mask)
             ]

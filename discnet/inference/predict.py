@@ -2,7 +2,7 @@
 
 :func:`load_models` rebuilds the networks of one or more checkpoints and finds the input preset and
 image size they were trained with; :func:`predict_volume` turns one scan into a level-labelled disc map
-in the scan's own voxel order (no files involved); :func:`disc_volumes` measures it.
+in the scan's own voxel order (no files involved); :func:`discnet.evaluation.volumes.volume_rows` measures it.
 
 Example:
     >>> import numpy as np
@@ -276,20 +276,3 @@ def count_warning(info: dict, anchor: str = "inferior") -> str:
         f"{text}: named them {first}..{last} from the {anchor} end (touching discs merge into one; "
         f"--anchor {other} counts from the other end)"
     )
-
-
-def disc_volumes(labels: np.ndarray, voxel_volume: float, levels: Mapping[int, str]) -> list[dict]:
-    """One row per level present in ``labels``, superior to inferior: level, label, voxels, volume_mm3.
-
-    Example:
-        >>> disc_volumes(np.array([[[0, 1, 1, 2]]]), 0.5, {1: "L5-S1", 2: "L4-L5"})
-        [{'level': 'L4-L5', 'label': 2, 'voxels': 1, 'volume_mm3': 0.5}, {'level': 'L5-S1', 'label': 1, 'voxels': 2, 'volume_mm3': 1.0}]
-    """
-    names, values = levels_and_values(levels)
-    counts = np.bincount(np.asarray(labels, np.int64).ravel(), minlength=256)
-    rows = []
-    for name in names:
-        voxels = int(counts[values[name]])
-        if voxels:
-            rows.append({"level": name, "label": values[name], "voxels": voxels, "volume_mm3": voxels * voxel_volume})
-    return rows

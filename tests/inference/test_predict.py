@@ -20,7 +20,8 @@ from discnet.data.preprocess import InputConfig, input_presets
 from discnet.data.slices import to_slices
 from discnet.errors import InputError
 from discnet.evaluation.volumes import COLUMNS as VOLUME_COLUMNS
-from discnet.inference.predict import disc_volumes, input_config, load_models, predict_volume
+from discnet.evaluation.volumes import label_counts, volume_rows
+from discnet.inference.predict import input_config, load_models, predict_volume
 from discnet.io import Volume, read_levels, read_volume, to_canonical, write_like
 from discnet.models.checkpoint import load_net
 from discnet.training.segmenter import DiscSegmenter
@@ -179,9 +180,8 @@ def test_disc_volumes_in_mm3(tmp_path, ckpt, monkeypatch):
     assert table["label"].tolist() == [3, 2, 1] and (table["subject"] == "scan").all()
     assert (table["voxels"] == 12 * 4 * 5).all()
     np.testing.assert_allclose(table["volume_mm3"], 240 * 1.2)
-    assert disc_volumes(truth.array, 1.2, {1: "L5-S1"}) == [
-        {"level": "L5-S1", "label": 1, "voxels": 240, "volume_mm3": 288.0}
-    ]
+    rows = volume_rows(label_counts(truth.array), 1.2, {1: "L5-S1", 2: "L4-L5", 3: "L3-L4"})
+    assert rows[-1] == {"level": "L5-S1", "label": 1, "voxels": 240, "volume_mm3": 288.0, "volume_cm3": 0.288}
 
 
 def test_skip_existing_keeps_outputs_and_rereads_volumes(tmp_path, ckpt, monkeypatch):
