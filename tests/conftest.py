@@ -70,12 +70,12 @@ def c3d_overlap():
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory) -> Path:
     """Five small synthetic subjects (two sessions each) with a split column: a seconds-long training set."""
-    from discnet.data.manifest import load_manifest, save_manifest
+    from discnet.data.manifest import load_manifest_and_style, save_manifest
     from discnet.phantoms.synthetic import generate_dataset
 
     out = tmp_path_factory.mktemp("tiny")
     manifest = generate_dataset(out, 5, seed=3, sessions=2, shape=(96, 64), spacing=(2.5, 2.5, 4.0), slices=(12, 12))
-    table = load_manifest(manifest)
+    table, style = load_manifest_and_style(manifest)
     table["split"] = ["val" if s in ("sub-004", "sub-005") else "train" for s in table["subject"]]
-    save_manifest(table, manifest)
+    save_manifest(table, manifest, style)
     return manifest

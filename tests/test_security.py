@@ -268,13 +268,13 @@ def test_lightning_reads_every_checkpoint_through_the_safe_reader(tmp_path, monk
 
 
 def _two_phantoms(folder: Path) -> Path:
-    from discnet.data.manifest import load_manifest, save_manifest
+    from discnet.data.manifest import load_manifest_and_style, save_manifest
     from discnet.phantoms.synthetic import generate_dataset
 
     manifest = generate_dataset(folder, 2, seed=0, shape=(96, 64), spacing=(2.5, 2.5, 4.0), slices=(6, 6))
-    table = load_manifest(manifest)
+    table, style = load_manifest_and_style(manifest)
     table["split"] = ["train", "val"]
-    save_manifest(table, manifest)
+    save_manifest(table, manifest, style)
     return manifest
 
 

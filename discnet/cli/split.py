@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from discnet.data.manifest import load_manifest, save_manifest
+from discnet.data.manifest import load_manifest_and_style, save_manifest
 from discnet.data.split import format_split_summary, semi_random_split, split_distance, split_summary
 from discnet.errors import InputError
 from discnet.io.guard import manifest_files, refuse_input
@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(None, f"--candidates {args.candidates} must be at least 1", "give --candidates 1000 or more")
     if args.output is not None:
         refuse_input(args.output, manifest_files(args.manifest), "a file the manifest names")
-    manifest = load_manifest(args.manifest, require_labels=False, check_files=False)
-    result = semi_random_split(manifest, args.val, seed=args.seed, candidates=args.candidates)
-    out = save_manifest(result, args.output or args.manifest)
+    manifest, style = load_manifest_and_style(args.manifest, require_labels=False, check_files=False)
+    result = semi_random_split(manifest, args.val, seed=args.seed, candidates=args.candidates, where=args.manifest)
+    out = save_manifest(result, args.output or args.manifest, style)
     print(format_split_summary(split_summary(result)))
     print(f"balance cost {split_distance(result):.4f} (seed {args.seed}); wrote the split column to {out}")
     return 0

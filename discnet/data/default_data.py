@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from discnet.data.manifest import load_manifest, save_manifest
+from discnet.data.manifest import load_manifest_and_style, save_manifest
 from discnet.data.split import semi_random_split
 from discnet.phantoms.synthetic import generate_dataset
 
@@ -43,8 +43,8 @@ def ensure_default_data(data: Mapping, say=print) -> bool:
         subjects = generate_dataset(
             tmp, int(spec["subjects"]), int(spec["seed"]), shape=tuple(spec["size"]), spacing=tuple(spec["spacing"])
         )
-        split = semi_random_split(load_manifest(subjects, check_files=False), int(spec["val"]), int(spec["seed"]))
-        save_manifest(split, subjects)
+        table, style = load_manifest_and_style(subjects, check_files=False)
+        save_manifest(semi_random_split(table, int(spec["val"]), int(spec["seed"]), where=subjects), subjects, style)
         os.rename(tmp, into)
     except OSError:
         if not manifest.exists():

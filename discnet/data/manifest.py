@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,24 @@ from discnet.spine import GRADES, LEVELS, UNKNOWN_TEXTS, grade_number
 
 KNOWN = ("subject", "image", "label", "session", "age", "sex", "split")
 SPLITS = ("train", "val", "test")
-#: Key in ``DataFrame.attrs`` under which load_manifest leaves what save_manifest needs.
-ATTRS = "discnet_manifest"
+
+
+@dataclass(frozen=True)
+class ManifestStyle:
+    """How a loaded ``subjects.csv`` was written, so that :func:`save_manifest` writes it back alike.
+
+    Attributes:
+        columns: its columns, in order.
+        defaulted: the columns load_manifest added (``session``, ``label``), dropped again on saving.
+        roman: grades written as roman numerals (I-V) rather than 1-5.
+        absolute: image and label paths that were absolute in it (kept absolute).
+    """
+
+    columns: tuple[str, ...] = ()
+    defaulted: tuple[str, ...] = ()
+    roman: bool = False
+    absolute: frozenset[str] = frozenset()
+
 
 _SPLIT_ALIASES = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}
 _SAFE_NAME = re.compile(r"^\w[\w.+-]*$")
@@ -191,12 +208,13 @@ def _check_rows(df: pd.DataFrame, path: Path) -> None:
             )
 
 
-def load_manifest(
+def load_manifest_and_style(
     path: str | Path, require_labels: bool = True, check_files: bool = True, check_geometry: bool = False
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, ManifestStyle]:
     """Read and validate ``subjects.csv``; raise :class:`InputError` naming the CSV and row on bad input.
 
-    Returns a copy with ``image``/``label`` as absolute path strings (``label`` NaN when absent),
+    Returns the table and how the file was written (:class:`ManifestStyle`, for :func:`save_manifest`).
+    The table has ``image``/``label`` as absolute path strings (``label`` NaN when absent),
     ``session`` int (1 when the column is absent), ``age`` float (NaN = unknown), ``split`` lower-case
     text or NaN, and each ``grade_<LEVEL>`` as nullable ``Int64`` 1-5. Rows are numbered from 1 after the
     header in messages.
@@ -257,14 +275,20 @@ def load_manifest(
             _check_geometry(row["image"], row["label"], where[i], path)
     texts = [t.upper() for c in grade_columns(raw) for t in raw[c] if t.upper() not in UNKNOWN_TEXTS]
     absolute = {os.path.abspath(t) for c in ("image", "label") if c in raw.columns for t in raw[c] if os.path.isabs(t)}
-    df.attrs[ATTRS] = {
-        "path": str(path),
-        "columns": list(raw.columns),
-        "defaulted": defaulted,
-        "roman": sum(t in GRADES for t in texts) * 2 > len(texts),
-        "absolute": sorted(absolute),
-    }
-    return df
+    style = ManifestStyle(
+        columns=tuple(raw.columns),
+        defaulted=tuple(defaulted),
+        roman=sum(t in GRADES for t in texts) * 2 > len(texts),
+        absolute=frozenset(absolute),
+    )
+    return df, style
+
+
+def load_manifest(
+    path: str | Path, require_labels: bool = True, check_files: bool = True, check_geometry: bool = False
+) -> pd.DataFrame:
+    """The table of :func:`load_manifest_and_style` (what reading a manifest needs; saving needs its style)."""
+    return load_manifest_and_style(path, require_labels, check_files, check_geometry)[0]
 
 
 def _relative(value: object, base: str, absolute: set[str]) -> str:
@@ -279,34 +303,35 @@ def _relative(value: object, base: str, absolute: set[str]) -> str:
         return full
 
 
-def save_manifest(df: pd.DataFrame, path: str | Path) -> Path:
+def save_manifest(df: pd.DataFrame, path: str | Path, style: ManifestStyle | None = None) -> Path:
     """Write ``df`` as ``subjects.csv`` at ``path`` atomically, paths relative to its folder.
 
-    Keeps the loaded file's column order (new columns go last), its grade style (roman or numeric), and
-    paths that were absolute in it; drops the ``session``/``label`` columns load_manifest only defaulted.
+    With the ``style`` of the loaded file (:func:`load_manifest_and_style`): keeps its column order (new
+    columns go last), its grade style (roman or numeric) and the paths that were absolute in it, and
+    drops the ``session``/``label`` columns load_manifest only defaulted.
     """
     path = Path(path)
     if path.is_dir():
         raise InputError(path, "is a folder", "give a CSV file name, e.g. subjects.csv")
-    info = df.attrs.get(ATTRS, {})
+    style = style or ManifestStyle()
     out = df.copy()
-    base, absolute = os.path.abspath(path.parent), set(info.get("absolute", []))
+    base, absolute = os.path.abspath(path.parent), set(style.absolute)
     for column in ("image", "label"):
         if column in out.columns:
             out[column] = [_relative(v, base, absolute) for v in out[column]]
     for column in grade_columns(out):
-        names = GRADES if info.get("roman") else tuple("12345")
+        names = GRADES if style.roman else tuple("12345")
         out[column] = ["" if pd.isna(v) else names[int(v) - 1] for v in out[column]]
     if "age" in out.columns and pd.api.types.is_float_dtype(out["age"]):
         ages = out["age"].dropna()
         if (ages == ages.round()).all():
             out["age"] = out["age"].astype("Int64")
-    defaulted = info.get("defaulted", [])
+    defaulted = style.defaulted
     if "session" in defaulted and (out["session"] == 1).all():
         out = out.drop(columns="session")
     if "label" in defaulted and (out["label"] == "").all():
         out = out.drop(columns="label")
-    order = [c for c in info.get("columns", []) if c in out.columns]
+    order = [c for c in style.columns if c in out.columns]
     out = out[order + [c for c in out.columns if c not in order]]
     with atomic_path(path) as tmp:
         out.to_csv(tmp, index=False)

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from discnet.data.manifest import ATTRS, GRADES, discs_table
+from discnet.data.manifest import GRADES, discs_table
 from discnet.errors import InputError
 
 #: Categories compared between validation and training discs.
@@ -98,7 +99,12 @@ def _candidates(n_pool: int, n_val: int, count: int, rng: np.random.Generator):
 
 
 def semi_random_split(
-    df: pd.DataFrame, n_val: int, seed: int = 0, candidates: int = 10_000, age_weight: float = 0.25
+    df: pd.DataFrame,
+    n_val: int,
+    seed: int = 0,
+    candidates: int = 10_000,
+    age_weight: float = 0.25,
+    where: str | Path | None = None,
 ) -> pd.DataFrame:
     """Copy of ``df`` with a ``split`` column: ``n_val`` validation subjects balanced as described above.
 
@@ -108,8 +114,8 @@ def semi_random_split(
         seed: random seed; the same seed gives the same split.
         candidates: number of random candidate validation sets scored.
         age_weight: weight of the age-group balance relative to the grade balance.
+        where: the manifest file, named in error messages.
     """
-    where = df.attrs.get(ATTRS, {}).get("path")
     counts = _subjects(df)
     split = df.groupby("subject", sort=False)["split"].first() if "split" in df.columns else None
     test = split.reindex(counts.index).eq("test").to_numpy() if split is not None else np.zeros(len(counts), bool)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from discnet.data.manifest import discs_table, grade_columns, load_manifest, save_manifest
+from discnet.data.manifest import discs_table, grade_columns, load_manifest, load_manifest_and_style, save_manifest
 from discnet.errors import InputError
 from discnet.spine import LEVELS
 
@@ -147,15 +147,15 @@ def test_geometry_mismatch_in_shape_and_in_affine(tmp_path):
 def test_save_round_trip_keeps_columns_style_and_relative_paths(tmp_path):
     elsewhere = str(tmp_path / "abs" / "b.nii")
     text = f"id_extra,subject,image,grade_L4-L5,age\nx,a,scans/a.nii,IV,61\ny,b,{elsewhere},,30\n"
-    df = _load(_csv(tmp_path / "study", text))
+    df, style = load_manifest_and_style(_csv(tmp_path / "study", text), require_labels=False, check_files=False)
     df["split"] = ["train", "val"]
-    out = save_manifest(df, tmp_path / "study" / "out.csv")
+    out = save_manifest(df, tmp_path / "study" / "out.csv", style)
     assert out.read_text().splitlines() == [
         "id_extra,subject,image,grade_L4-L5,age,split",
         "x,a,scans/a.nii,IV,61,train",
         f"y,b,{elsewhere},,30,val",
     ]
-    moved = save_manifest(df, tmp_path / "moved" / "subjects.csv")
+    moved = save_manifest(df, tmp_path / "moved" / "subjects.csv", style)
     back = _load(moved)
     assert back["image"].tolist() == df["image"].tolist()
     assert "../study/scans/a.nii" in moved.read_text()
@@ -164,8 +164,9 @@ def test_save_round_trip_keeps_columns_style_and_relative_paths(tmp_path):
 
 
 def test_save_keeps_explicit_sessions_and_numeric_grades(tmp_path):
-    df = _load(_csv(tmp_path, "subject,image,session,grade_L1-L2\na,a1.nii,1,2\na,a2.nii,2,2\n"))
-    save_manifest(df, tmp_path / "subjects.csv")
+    path = _csv(tmp_path, "subject,image,session,grade_L1-L2\na,a1.nii,1,2\na,a2.nii,2,2\n")
+    df, style = load_manifest_and_style(path, require_labels=False, check_files=False)
+    save_manifest(df, tmp_path / "subjects.csv", style)
     assert (tmp_path / "subjects.csv").read_text().splitlines()[1:] == ["a,a1.nii,1,2", "a,a2.nii,2,2"]
     with pytest.raises(InputError, match="is a folder"):
         save_manifest(df, tmp_path)
@@ -182,3 +183,13 @@ def test_discs_table_one_row_per_subject_level_of_first_session(tmp_path):
     b = discs[discs["subject"] == "b"].set_index("level")["grade"]
     assert b["L4-L5"] == 3 and b["L5-S1"] == 5 and b[["L1-L2", "L2-L3", "L3-L4"]].isna().all()
     assert discs.loc[discs["subject"] == "a", "age"].eq(30).all()
+
+
+def test_saving_drops_only_the_columns_loading_added(tmp_path):
+    """A manifest without session or label columns is written back without them, and the table
+    carries no hidden state (what saving needs is the style, passed explicitly)."""
+    path = _csv(tmp_path, "subject,image,grade_L5-S1\na,a.nii,IV\n")
+    df, style = load_manifest_and_style(path, require_labels=False, check_files=False)
+    assert set(style.defaulted) == {"session", "label"} and style.roman and not df.attrs
+    save_manifest(df, tmp_path / "again.csv", style)
+    assert (tmp_path / "again.csv").read_text().splitlines() == ["subject,image,grade_L5-S1", "a,a.nii,IV"]

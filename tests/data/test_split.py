@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from discnet.cli import main
-from discnet.data.manifest import load_manifest, save_manifest
+from discnet.data.manifest import load_manifest, load_manifest_and_style, save_manifest
 from discnet.data.split import format_split_summary, semi_random_split, split_distance, split_summary
 from discnet.errors import InputError
 from discnet.spine import LEVELS
@@ -206,6 +206,6 @@ def test_cli_bad_manifest_exit_2(tmp_path, capsys):
 
 def test_save_after_split_round_trips(tmp_path):
     path = _write_cohort(tmp_path)
-    df = load_manifest(path, require_labels=False, check_files=False)
-    save_manifest(semi_random_split(df, 2, seed=0), path)
+    df, style = load_manifest_and_style(path, require_labels=False, check_files=False)
+    save_manifest(semi_random_split(df, 2, seed=0), path, style)
     assert load_manifest(path, require_labels=False, check_files=False)["split"].notna().all()
