@@ -68,7 +68,7 @@ demo: $(STAMP)  ## synthetic phantoms -> train a small U-Net -> predict a held-o
 	$(BIN)/python train.py experiment=demo data.manifest=$(CURDIR)/$(DEMO)/data/subjects.csv \
 		hydra.run.dir=$(DEMO)/train paths.cache_dir=$(DEMO)/cache skip_complete=false
 	$(BIN)/discnet predict --ckpt $(DEMO)/train/checkpoints/best.ckpt $(DEMO)/heldout/subjects.csv \
-		--levels $(DEMO)/heldout/levels.csv -o $(DEMO)/predict --qc
+		--levels $(DEMO)/heldout/levels.csv --out-dir $(DEMO)/predict --qc
 	$(BIN)/discnet evaluate --pred $(DEMO)/predict --subjects $(DEMO)/heldout/subjects.csv \
 		--levels $(DEMO)/heldout/levels.csv -o $(DEMO)/predict/metrics.csv
 	@echo "Outputs: model $(DEMO)/train/checkpoints/best.ckpt, masks + volumes.csv + QC in $(DEMO)/predict"
@@ -99,7 +99,7 @@ analyze: $(STAMP) $(TEST_MANIFEST)  ## leaderboards, statistics, figures of both
 	$(BIN)/discnet evaluate --pred $(ROUNDS)/test-predictions --subjects $(TEST_MANIFEST) \
 		--levels $(dir $(TEST_MANIFEST))levels.csv -o experiments/round2/results-$(SCALE)/discs.csv
 	$(BIN)/discnet report $(ROUNDS)/round2 --factors version --metrics experiments/round2/results-$(SCALE)/discs.csv \
-		-o experiments/round2/results-$(SCALE)
+		--out-dir experiments/round2/results-$(SCALE)
 
 $(CURDIR)/experiments/work/test-phantoms/subjects.csv: | $(STAMP)
 	$(BIN)/discnet synth $(@D) --subjects 8 --sessions 1 --slice-count 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 1000

@@ -47,7 +47,7 @@ def colours(names: Sequence[str]) -> dict[str, tuple]:
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
-def _letters(ax, positions: Sequence[float], names: Sequence[str], letters: Mapping[str, str] | None) -> None:
+def _draw_letters(ax, positions: Sequence[float], names: Sequence[str], letters: Mapping[str, str] | None) -> None:
     if not letters:
         return
     transform = blended_transform_factory(ax.transData, ax.transAxes)
@@ -94,7 +94,7 @@ def box_axes(ax, groups: Groups, letters, title, ylabel, palette=None, jitter=0.
         ax.scatter(x[~out], values[~out], s=16, color=palette[name], edgecolor="black", linewidth=0.4, zorder=3)
         ax.scatter(x[out], values[out], s=30, marker="D", facecolor="none", edgecolor="red", linewidth=1.2, zorder=3)
     _xticks(ax, names, [len(v) for _, v in groups] if counts else None, labels)
-    _letters(ax, range(1, len(groups) + 1), names, letters)
+    _draw_letters(ax, range(1, len(groups) + 1), names, letters)
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     _title(ax, title)
@@ -178,7 +178,7 @@ def mean_sd_axes(ax, groups: Groups, letters, title: str, ylabel: str, reference
         ax.axhline(reference, color="0.4", ls="--", lw=0.8)
     names = [n for n, _ in groups]
     _xticks(ax, names, [len(v) for _, v in groups])
-    _letters(ax, range(1, len(groups) + 1), names, letters)
+    _draw_letters(ax, range(1, len(groups) + 1), names, letters)
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     _title(ax, title)

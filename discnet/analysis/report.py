@@ -231,12 +231,13 @@ def describe_runs(long: pd.DataFrame, sources: Sequence[str]) -> list[str]:
     ]
 
 
-def _groups(table: pd.DataFrame, by: str, response: str, order: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+def _box_values(table: pd.DataFrame, by: str, response: str, order: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """Values of ``response`` per group of ``by``, in ``order``, empty for a group without any (one box each)."""
     data = table.dropna(subset=[by, response])
     return [(g, data.loc[data[by].astype(str) == g, response].to_numpy(float)) for g in order]
 
 
-def _letters(c: Comparison) -> dict[str, str]:
+def _letters_by_group(c: Comparison) -> dict[str, str]:
     return dict(zip(c.groups["group"], c.groups["letters"], strict=True))
 
 
@@ -277,8 +278,8 @@ def version_figures(long: pd.DataFrame, analysis: Analysis, out: Path) -> list[P
         title = f"{_cap(NAMES[response])} ({score_name(long)}) by version" + (
             f"\nmixed model: {tests}" if tests else ""
         )
-        groups = [(g, v) for g, v in _groups(runs, "version", response, order) if len(v)]
-        letters = _letters(c) if c else None
+        groups = [(g, v) for g, v in _box_values(runs, "version", response, order) if len(v)]
+        letters = _letters_by_group(c) if c else None
         fig = box_figure(groups, letters, title, "Dice (mean over subjects)", "run", palette, version_labels(long))
         written.append(save(fig, out / f"dice_by_version{SUFFIX[response]}.png"))
     if has_response(long, "dsc_orphan_removed"):
@@ -299,8 +300,8 @@ def _panel(analysis: Analysis, kind: str, table: pd.DataFrame, metric: str, by: 
     p = p_text(c.overall["p"].iloc[0])
     return {
         "kind": style,
-        "groups": _groups(table, by, metric, list(c.groups["group"])),
-        "letters": _letters(c),
+        "groups": _box_values(table, by, metric, list(c.groups["group"])),
+        "letters": _letters_by_group(c),
         "title": f"{_cap(NAMES[metric])} by {by}\n(Kruskal-Wallis {p})",
         "ylabel": NAMES[metric],
         "reference": 1.0 if metric == "volume_ratio" else None,
@@ -331,7 +332,7 @@ def agreement_figure(agreement: pd.DataFrame, discs: pd.DataFrame, analysis: Ana
     subjects = sorted(whole["subject"].astype(str).unique(), key=natural_key)
     panels = []
     if subjects:
-        groups = _groups(whole.assign(subject=whole["subject"].astype(str)), "subject", "dice", subjects)
+        groups = _box_values(whole.assign(subject=whole["subject"].astype(str)), "subject", "dice", subjects)
         title = "Whole-spine Dice per subject"
         panels.append({"kind": "box", "groups": groups, "title": title, "ylabel": "Dice", "point": "reader pair"})
     panels += [p for by in ("grade", "level") if (p := _panel(analysis, "agreement", discs, "dice", by, "box"))]

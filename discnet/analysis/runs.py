@@ -26,7 +26,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,9 +34,9 @@ import pandas as pd
 
 from discnet.analysis.versions import read_config, version_config, version_names
 from discnet.errors import InputError
-from discnet.models.run_folder import SUMMARY
+from discnet.models.run_folder import SUMMARY, read_summary
 from discnet.spine import natural_key
-from discnet.training.run_scores import SCORE_NAMES, SCORES, MissingScores, run_scores
+from discnet.training.run_scores import EPOCH_CHOICES, SCORE_NAMES, MissingScores, run_scores
 
 FACTORS = ["version", "round", "params", "input"]
 COLUMNS = [*FACTORS, "seed", "subject", "dsc", "dsc_orphan_removed", "score", "epoch", "run"]
@@ -96,8 +95,8 @@ def summary_rows(summary: dict, run: str, score: str = "last") -> list[dict]:
 
 
 def _check_score(score: str) -> None:
-    if score not in SCORES:
-        raise InputError(None, f"--score {score} is not one of {', '.join(SCORES)}", "give --score last or best")
+    if score not in EPOCH_CHOICES:
+        raise InputError(None, f"--score {score} is not one of {', '.join(EPOCH_CHOICES)}", "give --score last or best")
 
 
 def load_runs(folders: Sequence[str | Path], score: str = "last") -> tuple[pd.DataFrame, list[str]]:
@@ -115,7 +114,7 @@ def load_runs(folders: Sequence[str | Path], score: str = "last") -> tuple[pd.Da
     runs, labels, notes, missing = [], [], [], []
     for path in find_summaries(folders):
         try:
-            summary = json.loads(path.read_text(encoding="utf-8"))
+            summary = read_summary(path.parent, strict=True)
             config = read_config(path.parent)
             if isinstance(summary, dict) and (summary.get("train_on_val") or (config or {}).get("data.train_on_val")):
                 notes.append(

@@ -30,8 +30,8 @@ import pandas as pd
 from discnet.data.manifest import GRADES, discs_table
 from discnet.errors import InputError
 
-#: Categories compared between validation and training discs.
-BALANCE = ("I", "II", "III", "IV", "unknown")
+#: Categories compared between validation and training discs (grade V discs never go to validation).
+BALANCE = (*GRADES[:4], "unknown")
 #: Age groups of the paper's Table 1 (years).
 OLDER_FROM = 60
 _SETS = (("train", "Training set"), ("val", "Validation set"), ("test", "Test set"), (None, "Unassigned"))
@@ -67,7 +67,7 @@ def _cost(val: np.ndarray, train: np.ndarray, age_weight: float) -> np.ndarray:
 
 
 def _matrix(counts: pd.DataFrame) -> np.ndarray:
-    return counts[["I", "II", "III", "IV", "unknown", "young", "older", "unknown_age"]].to_numpy(dtype=float)
+    return counts[[*BALANCE, "young", "older", "unknown_age"]].to_numpy(dtype=float)
 
 
 def split_distance(df: pd.DataFrame, age_weight: float = 0.25) -> float:

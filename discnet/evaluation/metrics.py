@@ -29,6 +29,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from discnet.postprocess.levels import bounding_box
+
 _NAN = float("nan")
 
 #: Use the k-d tree when the bounding box holds more than this many voxels per false-positive voxel.
@@ -163,7 +165,7 @@ def _nearest_truth_labels(truth: np.ndarray, where: np.ndarray, spacing: tuple[f
     Few query voxels: a k-d tree of the truth's surface voxels (the nearest truth voxel of an outside
     point is always on the surface). Many: one Euclidean feature transform of the bounding box.
     """
-    box = _bounding_box((truth != 0) | where)
+    box = bounding_box((truth != 0) | where)
     sub, query = truth[box], where[box]
     if np.count_nonzero(query) * KDTREE_VOXELS_PER_QUERY < sub.size:
         inside = sub != 0
@@ -173,14 +175,6 @@ def _nearest_truth_labels(truth: np.ndarray, where: np.ndarray, spacing: tuple[f
         return sub[tuple(surface[nearest].T)]
     nearest = ndimage.distance_transform_edt(sub == 0, sampling=spacing, return_distances=False, return_indices=True)
     return sub.ravel()[np.ravel_multi_index(tuple(axis_index[query] for axis_index in nearest), sub.shape)]
-
-
-def _bounding_box(mask: np.ndarray) -> tuple[slice, ...]:
-    box = []
-    for axis in range(mask.ndim):
-        hits = np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != axis)))
-        box.append(slice(int(hits[0]), int(hits[-1]) + 1))
-    return tuple(box)
 
 
 def _row(tp: int, fp: int, fn: int, voxel_mm3: float) -> dict:

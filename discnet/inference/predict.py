@@ -35,7 +35,7 @@ from discnet.io.levels import check_known_names, default_levels
 from discnet.io.safe_yaml import read_plain_yaml
 from discnet.models.checkpoint import check_image_size, load_net
 from discnet.models.run_folder import RunFolder
-from discnet.postprocess import DiscCountWarning, label_levels, remove_orphans
+from discnet.postprocess import DiscCountWarning, disc_mask, label_levels
 from discnet.spine import LEVELS
 
 #: A stand-in for a network: ``(images (n, S, S), native_shape) -> (n, H, W)`` disc probability.
@@ -234,9 +234,8 @@ def predict_volume(
         fns = list(probability_fn) if isinstance(probability_fn, Sequence) else [probability_fn]
     members = member_probabilities(fns, volume, input_cfg, image_size, tta)
     prob_ras = members[0] if len(members) == 1 else np.mean(members, axis=0, dtype=np.float32)
-    mask_ras = prob_ras > threshold
-    clean = remove_orphans if orphan_removal else np.asarray
-    cleaned = clean(mask_ras)
+    mask_ras = disc_mask(prob_ras, threshold, orphan_removal=False)
+    cleaned = disc_mask(prob_ras, threshold, orphan_removal)
     mask = from_canonical(cleaned, volume)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiscCountWarning)
@@ -247,7 +246,9 @@ def predict_volume(
     info["members"] = len(members)
     info["member_voxels"] = None
     if len(members) > 1:
-        info["member_voxels"] = [np.flatnonzero(from_canonical(clean(m > threshold), volume)) for m in members]
+        info["member_voxels"] = [
+            np.flatnonzero(from_canonical(disc_mask(m, threshold, orphan_removal), volume)) for m in members
+        ]
     info["uncertainty"] = None
     if uncertainty is not None:
         info["uncertainty"] = from_canonical(voxel_uncertainty(np.stack(members), uncertainty), volume)

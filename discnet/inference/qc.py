@@ -34,7 +34,7 @@ from discnet.io.atomic import atomic_path
 from discnet.io.levels import default_levels
 from discnet.io.pictures import check_picture_name
 from discnet.postprocess import central_slice_index
-from discnet.spine import LEVELS
+from discnet.spine import level_sort_key
 
 #: The paper's Figure 6 colours (RGB).
 TP, FN, FP = (1.0, 0.9, 0.0), (0.0, 0.85, 0.0), (1.0, 0.0, 0.0)
@@ -102,7 +102,7 @@ def _layers(pred: np.ndarray, truth: np.ndarray | None, levels: Mapping[int, str
         return (lambda x: [(p[x] & t[x], TP), (~p[x] & t[x], FN), (p[x] & ~t[x], FP)]), legend
     present = [int(v) for v in np.unique(pred) if v != 0]
     names = {v: levels.get(v, f"label {v}") for v in present}
-    order = sorted(present, key=lambda v: LEVELS.index(names[v]) if names[v] in LEVELS else len(LEVELS) + v)
+    order = sorted(present, key=lambda v: level_sort_key(names[v]))
     colour = {v: LEVEL_COLOURS[i % len(LEVEL_COLOURS)] for i, v in enumerate(order)}
     legend = [(f"{names[v]}  {np.count_nonzero(pred == v) * voxel_mm3 / 1000:.2f} cm\u00b3", colour[v]) for v in order]
     return (lambda x: [(pred[x] == v, colour[v]) for v in order]), legend

@@ -64,11 +64,13 @@ class RunFolder:
         return cls(Path(ckpt).resolve().parent.parent)
 
 
-def read_summary(folder: str | Path) -> dict | None:
-    """The run's ``summary.json``, or None when absent or unreadable."""
+def read_summary(folder: str | Path, strict: bool = False) -> dict | None:
+    """The run's ``summary.json``, or None when absent or unreadable (``strict``: the OSError or ValueError)."""
     try:
         return json.loads(RunFolder(folder).summary.read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        if strict:
+            raise
         return None
 
 

@@ -3,6 +3,7 @@
 from discnet.postprocess.levels import DiscCountWarning, label_levels
 from discnet.postprocess.orphans import (
     central_slice_index,
+    disc_mask,
     orphan_report,
     remove_orphans,
     remove_orphans_labels,
@@ -11,6 +12,7 @@ from discnet.postprocess.orphans import (
 __all__ = [
     "DiscCountWarning",
     "central_slice_index",
+    "disc_mask",
     "label_levels",
     "orphan_report",
     "remove_orphans",

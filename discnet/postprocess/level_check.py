@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from discnet.errors import InputError
 from discnet.io.volume import Volume
-from discnet.spine import LEVELS
+from discnet.spine import LEVELS, level_sort_key
 
 #: Command-line flag that turns the refusal into a warning.
 OVERRIDE_FLAG = "--ignore-level-order"
@@ -70,7 +70,7 @@ def order_problem(volume: Volume, levels: Mapping[int, str]) -> str | None:
     if len(centroids) < 2 or not _along_s(centroids):
         return None
     by_position = sorted(centroids, key=lambda v: -centroids[v][2])
-    by_name = sorted(centroids, key=lambda v: LEVELS.index(levels[v]))
+    by_name = sorted(centroids, key=lambda v: level_sort_key(levels[v]))
     if by_position == by_name:
         return None
     names = ", ".join(levels[v] for v in by_position)

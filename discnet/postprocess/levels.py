@@ -82,7 +82,7 @@ def label_levels(
     _check(mask, affine, levels, label_values, expected, connectivity, anchor)
 
     disc = mask != 0
-    box = _bounding_box(disc)
+    box = bounding_box(disc)
     lab, n = ndimage.label(disc[box], structure=ndimage.generate_binary_structure(3, connectivity))
     sizes, centroids = _sizes_and_world_centroids(lab, n, affine, [s.start for s in box])
     by_size = sorted(range(n), key=lambda i: (-sizes[i], -centroids[i][2]))
@@ -132,7 +132,7 @@ def _check(mask, affine, levels, label_values, expected, connectivity, anchor) -
         raise ValueError(f"label values must be 1..255 to fit uint8, got {bad}")
 
 
-def _bounding_box(disc: np.ndarray) -> tuple[slice, ...]:
+def bounding_box(disc: np.ndarray) -> tuple[slice, ...]:
     """Smallest box holding all disc voxels (empty slices for an empty mask)."""
     if not disc.any():
         return (slice(0, 0),) * disc.ndim

@@ -74,6 +74,21 @@ def remove_orphans(
     return _run(mask, min_pixels, connectivity, central_slice)[0]
 
 
+def disc_mask(prob: np.ndarray, threshold: float = 0.5, orphan_removal: bool = True) -> np.ndarray:
+    """The disc mask of a probability map: thresholded (``prob > threshold``), then cleaned of orphans.
+
+    The one place where "threshold, then orphan removal" (paper 2.6) is written; validation and
+    prediction both call it, on (slices, rows, columns) arrays.
+
+    Example:
+        >>> p = np.zeros((5, 8, 8), np.float32); p[1:4, 2:6, 2:6] = 0.9; p[0, 7, 7] = 0.8
+        >>> int(disc_mask(p).sum()), int(disc_mask(p, orphan_removal=False).sum())
+        (48, 49)
+    """
+    mask = np.asarray(prob) > threshold
+    return remove_orphans(mask) if orphan_removal else mask
+
+
 def remove_orphans_labels(
     labels: np.ndarray, min_pixels: int = 10, connectivity: int = 2, central_slice: int | None = None
 ) -> np.ndarray:

@@ -30,7 +30,6 @@ from discnet.training.run import run
 
 log = logging.getLogger("discnet.train")
 #: The Hydra configs, inside the package (``discnet/conf``: in a checkout a link to ``conf/``).
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 #: What a failed launch leaves in its run folder before training starts (removed with the folder).
 _LAUNCH_FILES = (".hydra", CONFIG)
 
@@ -175,7 +174,6 @@ def override_error(argv: list[str], config_dir: str | Path, config_name: str) ->
     message = _one_line(err)
     named = [o.input_line for o, _ in checked if f"'{o.key_or_group}" in message]
     return InputError(named[0] if named else " ".join(texts), f"unknown or invalid override ({message})", fix)
-    return None
 
 
 def _composes(config_name: str, overrides: list[str]) -> Exception | None:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from discnet.io.atomic import atomic_path
 from discnet.models.checkpoint import load_weights, read_checkpoint
 from discnet.models.checkpoint_io import SafeCheckpointIO
-from discnet.models.run_folder import SUMMARY, RunFolder, read_summary, write_summary
+from discnet.models.run_folder import CHECKPOINT_FILES, CHECKPOINTS, SUMMARY, RunFolder, read_summary, write_summary
 from discnet.models.unet import count_parameters
 from discnet.training.config_checks import check_train_config
 from discnet.training.epoch_log import EpochLine, is_terminal, quiet_lightning
@@ -130,7 +130,7 @@ def _summary(cfg: DictConfig, model: DiscSegmenter, trainer: L.Trainer, wall: fl
         "device": str(trainer.strategy.root_device),
         "accelerator": type(trainer.accelerator).__name__,
         "precision": str(trainer.precision),
-        "best_checkpoint": "checkpoints/best.ckpt",
+        "best_checkpoint": str(Path(CHECKPOINTS) / CHECKPOINT_FILES["best"]),
     }
 
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from discnet.models.run_folder import EPOCHS
 
-SCORES = ("last", "best")
+EPOCH_CHOICES = ("last", "best")
 SCORE_NAMES = {"last": "last epoch", "best": "best epoch"}
 SCORE_KEYS = ("epoch", "dsc", "dsc_orphan_removed", "subjects", "subjects_orphan_removed")
 ORPHANS = "orphan_removed/"

@@ -24,7 +24,7 @@ from discnet.evaluation.metrics import dice
 from discnet.inference.probability import disc_probability, segment_logits
 from discnet.models.checkpoint import build_net
 from discnet.models.optimizer import build_optimizer
-from discnet.postprocess import remove_orphans
+from discnet.postprocess import disc_mask
 
 
 class DiscSegmenter(L.LightningModule):
@@ -104,9 +104,9 @@ class DiscSegmenter(L.LightningModule):
             channels_last=self.hparams.channels_last,
             fit=dict(self.hparams.input or {}).get("fit", "stretch"),
         )
-        mask = prob > self.hparams.threshold
-        self.val_scores[volume.subject] = dice(mask, volume.native_labels)
-        cleaned = remove_orphans(from_slices(mask))  # slices first, as on the canonical grid
+        threshold = self.hparams.threshold
+        self.val_scores[volume.subject] = dice(disc_mask(prob, threshold, orphan_removal=False), volume.native_labels)
+        cleaned = disc_mask(from_slices(prob), threshold)  # slices first, as on the canonical grid
         self.val_scores_orphan_removed[volume.subject] = dice(cleaned, from_slices(volume.native_labels))
 
     @staticmethod

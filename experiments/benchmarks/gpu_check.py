@@ -36,6 +36,7 @@ from report import markdown as bench_markdown  # noqa: E402
 from training import _StepTimes  # noqa: E402
 
 from discnet.evaluation.metrics import dice  # noqa: E402
+from discnet.models.run_folder import RunFolder, read_summary  # noqa: E402
 from discnet.training.segmenter import DiscSegmenter  # noqa: E402
 
 LUMBAR = REPO.parent / "shared" / "data" / "lumbar-t2"
@@ -128,7 +129,7 @@ def _train(work: Path, name: str, data: Path, *overrides: str) -> tuple[float, d
         f"paths.cache_dir={work / 'cache'}",
         cwd=work,
     )
-    return wall, json.loads((out / "summary.json").read_text())
+    return wall, read_summary(out, strict=True)
 
 
 def _trainer(device: torch.device) -> tuple[str, ...]:
@@ -138,7 +139,7 @@ def _trainer(device: torch.device) -> tuple[str, ...]:
 def predict_real_scan(device: torch.device, sizes: Sizes, work: Path, data: Path) -> dict:
     """Train a small model on sub20 + sub25, predict sub11 on ``device`` and on the CPU, Dice of each."""
     train_s, summary = _train(work, "predict-model", data, *_trainer(device), *sizes.predict_args)
-    ckpt = work / "predict-model" / "checkpoints" / "last.ckpt"
+    ckpt = RunFolder(work / "predict-model").checkpoint("last")
     truth = nib.load(data / "sub11_discs.nii.gz").get_fdata() > 0
     results = {"scan": str(data / "sub11_T2w.nii.gz"), "train_s": round(train_s, 1), "val_dsc": summary["last_val_dsc"]}
     masks = {}

@@ -42,6 +42,7 @@ VARIANTS = {
     "constant_lr": ("lumbar_t2", ["optim.schedule=constant", "optim.warmup_epochs=0"]),
     "size128": ("lumbar_t2", ["image_size=128"]),
     "paper": ("lumbar_t2_paper", []),
+    "quick": ("few_scans_quick", ["data=lumbar_t2"]),  # the <= 10-minute first look: 8 epochs at 160 px
 }
 BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-scan fold
 
