@@ -18,6 +18,8 @@ DEMO_SYNTH := --size 256 176 --spacing 1.04 1.04 3.0
 # cpu (default): phantoms, 64 px, 10 epochs, the model family at 8 first-level filters, 3 seeds, one
 # process after another on this machine; paper: 512 px, 2000 epochs, 8 seeds on MANIFEST (your labelled
 # scans with a split column), bf16 on GPUs through SLURM, logged to W&B.
+# The scale itself (image size, epochs, model widths) is the config group conf/scale, which SCALE only
+# selects; the rest of this block is where the runs go (data, seeds, trainer, logger, launcher).
 SCALE ?= cpu
 ROUNDS := experiments/work/$(SCALE)
 ifeq ($(SCALE),paper)

@@ -16,7 +16,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from discnet.training.entry import CONF_DIR, check_overrides, guarded_run
+from discnet.data.preprocess import CONF_DIR
+from discnet.training.entry import check_overrides, guarded_run
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="train")
