@@ -64,7 +64,6 @@ class InputConfig:
 
 
 #: discnet's Hydra configs, shipped inside the package (``discnet/conf``, the repository's ``conf/``).
-#: The Hydra config tree (``conf/``, packaged as ``discnet/conf``): its one definition.
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 

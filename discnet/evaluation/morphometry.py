@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from discnet.data.intensity import stretch, stretch_slices
-from discnet.data.preprocess import InputConfig
+from discnet.data.preprocess import InputConfig, input_presets
 from discnet.data.slices import from_slices, to_slices
 from discnet.evaluation.volumes import LabelMappingWarning, label_counts, match_labels
 from discnet.io import Volume, from_canonical, read_volume, to_canonical
@@ -195,7 +195,7 @@ def disc_measures(
         if image.shape != labels.shape:
             raise ValueError(f"image shape {image.shape} differs from the labels' {labels.shape}")
         raw = np.asarray(image.array, np.float64)
-        stretched = stretched_image(image, input_cfg or InputConfig())
+        stretched = stretched_image(image, input_cfg or input_presets()["stretched"])
     linear, offset = labels.affine[:3, :3], labels.affine[:3, 3]
     rows = []
     for level_value, name in ordered_levels(levels).items():

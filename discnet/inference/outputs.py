@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from discnet.data.preprocess import InputConfig
+from discnet.data.preprocess import InputConfig, input_presets
 from discnet.errors import InputError
 from discnet.evaluation.morphometry import KEYS, UNITS, disc_measures, tidy
 from discnet.evaluation.volumes import COLUMNS as VOLUME_COLUMNS
@@ -50,7 +50,7 @@ def scan_measurements(
 ) -> list[dict]:
     """Wide morphometry rows (:data:`discnet.evaluation.morphometry.KEYS` + :data:`~discnet.evaluation.morphometry.UNITS`) of one
     predicted label map on ``image``'s grid."""
-    stretch_cfg = input_cfg if input_cfg.stretch != "none" else InputConfig()
+    stretch_cfg = input_cfg if input_cfg.stretch != "none" else input_presets()["stretched"]
     rows = disc_measures(image.with_array(np.asarray(labels)), levels, image, stretch_cfg)
     return [{"subject": name, "session": session_of(name), **row} for row in rows]
 
