@@ -50,8 +50,25 @@ def ablation_table(rows: pd.DataFrame, fold: str) -> pd.DataFrame:
         variant=on_fold["method"] + on_fold["tta"].map(lambda t: "" if t == "none" else f" + TTA {t}")
     )
     table = table.set_index("variant")[["dice", "precision", "recall", "epochs", "train_s"]]
-    table["change vs recipe"] = table["dice"] - table.loc["discnet recipe", "dice"]
+    seeds = [v for v in ("discnet recipe", "discnet recipe_seed1", "discnet recipe_seed2") if v in table.index]
+    # a lever is one run of one seed: compare it with the spread of the recipe's own seeds on this fold
+    table["change vs recipe seed mean"] = table["dice"] - table.loc[seeds, "dice"].mean()
     return table.sort_values("dice", ascending=False)
+
+
+def seed_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per family (recipe, augmented) and fold: mean, SD, min and max over its three seeds (orphans removed)."""
+    whole = _whole(rows[rows["orphan_removal"] & (rows["tta"] == "none")])
+    families = {"discnet recipe": "recipe (augment=none)", "discnet augmented": "augmented (augment=few_scans)"}
+    frames = []
+    for prefix, family in families.items():
+        runs = whole[whole["method"].isin([prefix, f"{prefix}_seed1", f"{prefix}_seed2"])]
+        if runs["method"].nunique() < 3:
+            continue
+        per_fold = runs.groupby("held_out")["dice"].agg(["mean", "std", "min", "max"])
+        per_fold.loc["all folds"] = runs["dice"].agg(["mean", "std", "min", "max"])
+        frames.append(per_fold.assign(family=family).reset_index().set_index(["family", "held_out"]))
+    return pd.concat(frames) if frames else pd.DataFrame()
 
 
 def curves(args, fold: str) -> pd.DataFrame:
@@ -88,6 +105,15 @@ def write_results(rows: pd.DataFrame, hits: pd.DataFrame | None, final: dict | N
               "on the held-out scan. Source: `loo_metrics.csv`.", ""]  # fmt: skip
     lines += ["## Whole-volume Dice of the held-out subject", "", frame_markdown(fold_table(rows)), ""]
     lines += ["## Per disc level (mean over the folds, orphan removal on)", "", frame_markdown(level_table(rows)), ""]
+    seeds = seed_table(rows)
+    if not seeds.empty:
+        lines += [
+            "## Three seeds per fold (whole-volume Dice, orphan removal on)",
+            "",
+            frame_markdown(seeds.round(4)),
+            "",
+        ]
+        seeds.to_csv(args.results / "seeds.csv")
     ablation = ablation_table(rows, fold)
     lines += [f"## Ablation on held-out {fold} (whole-volume Dice, orphan removal on)", ""]
     lines += [frame_markdown(ablation), ""]
