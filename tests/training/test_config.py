@@ -181,7 +181,7 @@ def test_paper_presets_keep_the_papers_training(preset, tmp_path):
 @pytest.mark.parametrize("preset", ["few_scans", "few_scans_quick", "lumbar_t2"])
 def test_few_scan_presets_turn_every_lever_on_but_augmentation(preset, tmp_path):
     cfg = _compose([f"experiment={preset}"], tmp_path)
-    assert cfg.augment.name == "none"  # measured: it lowered every lumbar_t2 fold at this budget
+    assert cfg.augment.name == "none"  # measured: a tie in Dice on lumbar_t2, inflated volumes
     augmented = _compose([f"experiment={preset}", "augment=few_scans"], tmp_path)
     assert augment_config(OmegaConf.to_container(augmented.augment)).active
     assert cfg.model.context_slices == 1 and cfg.model.loss.include_background is False
