@@ -39,7 +39,7 @@ from discnet.inference.predict import levels_and_values, load_models, predict_vo
 from discnet.inference.uncertainty import FLIPS, read_reference
 from discnet.io import Volume, read_levels, read_volume, write_like
 from discnet.io.atomic import atomic_path, full_suffix
-from discnet.models.checkpoint import stored_threshold
+from discnet.models.model_settings import ModelSettings
 
 
 def add_parser(subparsers) -> None:
@@ -60,7 +60,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--ckpt", type=Path, action="append", required=True, metavar="MODEL", help="checkpoint; repeat for an ensemble"
     )
-    parser.add_argument("--levels", type=Path, metavar="CSV", help="levels.csv (label,level) or ITK-SNAP .label file")
+    parser.add_argument(
+        "--levels",
+        type=Path,
+        metavar="CSV",
+        help="levels.csv (label,level) or ITK-SNAP .label file (default: the levels the checkpoint records)",
+    )
     parser.add_argument("--expected-discs", type=int, default=5, metavar="N", help="discs per scan (default 5)")
     parser.add_argument(
         "--anchor",
@@ -144,16 +149,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(None, f"--image-size {args.image_size} is too small", "give the size the model was trained at")
 
 
-def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, Volume, dict]:
-    nets, input_cfg, size, threshold = models
+def _predict_one(job: Job, nets, settings: ModelSettings, args, device) -> tuple[np.ndarray, Volume, dict]:
     volume = read_volume(job.image)
     labels, prob, info = predict_volume(
         nets,
         volume,
-        input_cfg,
-        size,
-        threshold=threshold,
-        levels=levels,
+        settings.input,
+        settings.image_size,
+        threshold=settings.threshold,
+        levels=settings.levels,
         expected_discs=args.expected_discs,
         orphan_removal=not args.no_orphan_removal,
         anchor=args.anchor,
@@ -172,7 +176,7 @@ def _predict_one(job: Job, models, levels, args, device) -> tuple[np.ndarray, Vo
         if job.qc is not None:
             from discnet.inference.qc import MONTAGE, write_overlay  # matplotlib only when pictures are asked for
 
-            write_overlay(job.qc, volume, labels, subject=job.name, levels=levels, montage=MONTAGE)
+            write_overlay(job.qc, volume, labels, subject=job.name, levels=settings.levels, montage=MONTAGE)
     except OSError as err:
         raise InputError(
             job.mask.parent, f"cannot be written ({err.strerror or err})", "free space or fix rights"
@@ -219,14 +223,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: skipped {entry}")
     if args.uncertainty:
         jobs = _with_uncertainty_maps(jobs)
-    levels = read_levels(args.levels)
-    names, _ = levels_and_values(levels, args.levels)
-    if not 1 <= args.expected_discs <= len(names):
-        raise InputError(args.levels, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
+    given = read_levels(args.levels) if args.levels is not None else None  # else the checkpoint's levels
     reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
-    nets, input_cfg, size = load_models(args.ckpt, args.input_preset, args.image_size, device)
-    models = ([prepare(net, args.backend, device) for net in nets], input_cfg, size, stored_threshold(args.ckpt))
+    nets, settings = load_models(args.ckpt, args.input_preset, args.image_size, device, given)
+    nets, levels, where = (
+        [prepare(net, args.backend, device) for net in nets],
+        settings.levels,
+        args.levels or args.ckpt[0],
+    )
+    names, _ = levels_and_values(levels, where)
+    if not 1 <= args.expected_discs <= len(names):
+        raise InputError(where, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
     _writable(args.output)
     ensemble = len(args.ckpt) * len(FLIPS[args.tta]) > 1 or reference is not None
     previous = _previous_rows(args.output / UNCERTAINTY) if ensemble and args.skip_existing else {}
@@ -243,14 +251,14 @@ def run(args: argparse.Namespace) -> int:
                 labels, info = existing.array, None
                 skipped += 1
             else:
-                labels, image, info = _predict_one(job, models, levels, args, device)
+                labels, image, info = _predict_one(job, nets, settings, args, device)
                 if info["warning"]:
                     console.print(f"warning: {job.name}: {info['warning']}", markup=False, soft_wrap=True)
             found = volume_rows(label_counts(labels), image.voxel_volume, levels)
             rows += [{"subject": job.name, **row, "file": str(job.mask)} for row in found] or [
                 no_disc_row(job.name, job.mask)
             ]
-            measured += scan_measurements(job.name, labels, image, levels, models[1])
+            measured += scan_measurements(job.name, labels, image, levels, settings.input)
             if ensemble:
                 found = previous.get(job.name, [])
                 uncertain += (

@@ -31,7 +31,8 @@ from discnet.convert import is_generic, load_converted
 from discnet.errors import InputError
 from discnet.io.atomic import atomic_path
 from discnet.io.guard import refuse_existing_folder, refuse_input
-from discnet.models.checkpoint import read_checkpoint
+from discnet.models.checkpoint import check_image_size, read_checkpoint
+from discnet.models.model_settings import stored_settings
 from discnet.models.unet import UNet
 
 FORMATS = ("torchscript", "onnx")
@@ -62,8 +63,7 @@ class Export:
     max_difference: float | None
 
 
-def _input_shape(net: nn.Module, checkpoint: dict, image_size: int | None) -> tuple[int, int, int, int]:
-    size = image_size or (checkpoint.get("hyper_parameters") or {}).get("image_size") or 256
+def _input_shape(net: nn.Module, size: int) -> tuple[int, int, int, int]:
     if isinstance(net, UNet):
         side = net.input_size_for_output(size) if net.padding == "valid" else net.valid_input_size(size)
         return (1, net.down[0][0].in_channels, side, side)
@@ -140,7 +140,9 @@ def export_network(
         )
     net, stored = load_converted(checkpoint, keras_outputs=generic)
     module = nn.Sequential(net, nn.Softmax(dim=1)).eval() if probabilities else net
-    shape = _input_shape(net, stored, image_size)
+    # The check input's side: the flag, else the model's own (checkpoint or run config), else 256.
+    recorded = stored_settings(checkpoint, stored).get("image_size")
+    shape = _input_shape(net, image_size or (check_image_size(recorded, checkpoint) if recorded is not None else 256))
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         expected = module(x)

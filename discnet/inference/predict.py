@@ -1,11 +1,12 @@
 """Disc segmentation of whole scans with trained models: load an ensemble, predict one volume, measure.
 
-:func:`load_models` rebuilds the networks of one or more checkpoints and finds the input preset and
-image size they were trained with; :func:`predict_volume` turns one scan into a level-labelled disc map
+:func:`load_models` rebuilds the networks of one or more checkpoints with the settings they were
+trained with; :func:`predict_volume` turns one scan into a level-labelled disc map
 in the scan's own voxel order (no files involved); :func:`discnet.evaluation.volumes.volume_rows` measures it.
 
 Example:
     >>> import numpy as np
+    >>> from discnet.data.preprocess import input_presets
     >>> from discnet.io import Volume
     >>> from discnet.models.unet import UNet
     >>> scan = Volume(np.random.rand(8, 24, 20).astype(np.float32), np.diag([3.0, 0.5, 0.5, 1.0]))
@@ -16,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,16 +25,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from discnet.data.preprocess import InputConfig, input_config, input_presets, prepare_volume, preset_names
+from discnet.data.preprocess import InputConfig, prepare_volume
 from discnet.data.slices import from_slices
 from discnet.errors import InputError
 from discnet.inference.probability import disc_probability
 from discnet.inference.uncertainty import FLIPS, voxel_uncertainty
 from discnet.io import Volume, from_canonical, to_canonical
 from discnet.io.levels import check_known_names, default_levels
-from discnet.io.safe_yaml import read_plain_yaml
-from discnet.models.checkpoint import check_image_size, load_net
-from discnet.models.run_folder import RunFolder
+from discnet.models.checkpoint import load_net
+from discnet.models.model_settings import ModelSettings, ensemble_settings, model_settings
 from discnet.postprocess import DiscCountWarning, disc_mask, label_levels
 from discnet.spine import LEVELS
 
@@ -57,6 +56,7 @@ def member_probabilities(
     back, so every member is a full prediction of a mirrored scan seen in the scan's own frame.
 
     Example:
+        >>> from discnet.data.preprocess import input_presets
         >>> scan = Volume(np.random.rand(2, 6, 4).astype(np.float32), np.eye(4))
         >>> def ramp(images, shape): return np.broadcast_to(np.arange(shape[1]) / 10, (len(images), *shape))
         >>> [float(p[0, 0, 0]) for p in member_probabilities([ramp], scan, input_presets()["raw"], 8, "flip")]
@@ -79,86 +79,28 @@ def _network(net: nn.Module, batch_size: int, device, precision: str, fit: str =
     return lambda images, shape: disc_probability([net], images, shape, batch_size, device, precision, fit=fit)
 
 
-def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:
-    """Whether two presets prepare scans identically at prediction time (augmentation and blank
-    deletion only matter in training)."""
-    if a.stretch != b.stretch or a.fit != b.fit or not math.isclose(a.scale, b.scale, rel_tol=1e-9):
-        return False
-    return a.stretch == "none" or (math.isclose(a.lower, b.lower) and math.isclose(a.upper, b.upper))
-
-
-def _run_config(path: Path) -> dict:
-    """``input`` and ``image_size`` from the run's resolved ``config.yaml`` (``<run>/checkpoints/x.ckpt``)."""
-    config = RunFolder.of_checkpoint(path).config
-    if not config.is_file():
-        return {}
-    cfg = read_plain_yaml(config)  # no aliases, no interpolation: the file may come with a foreign checkpoint
-    return {k: cfg[k] for k in ("input", "image_size") if isinstance(cfg, dict) and cfg.get(k) is not None}
-
-
-def _settings(path: Path, checkpoint: dict, preset: str | None, image_size: int | None) -> tuple[InputConfig, int]:
-    stored = dict(checkpoint.get("hyper_parameters") or {})
-    stored = {k: stored[k] for k in ("input", "image_size") if stored.get(k) is not None}
-    if len(stored) < 2:
-        stored = {**_run_config(path), **stored}
-    if "input" in stored:
-        try:
-            cfg = input_config(stored["input"])
-        except (TypeError, ValueError) as err:
-            raise InputError(
-                path, f"records an invalid input preset ({err})", "retrain or pass a good checkpoint"
-            ) from err
-        if preset is not None and not same_preprocessing(cfg, input_presets()[preset]):
-            raise InputError(path, f"was trained on input '{cfg.name}', not '{preset}'", "drop --input-preset")
-    elif preset is not None:
-        cfg = input_presets()[preset]
-    else:
-        raise InputError(
-            path,
-            "does not record the input preset it was trained with",
-            f"pass --input-preset ({', '.join(preset_names())})",
-        )
-    if "image_size" in stored:
-        size = check_image_size(stored["image_size"], path)
-        if image_size is not None and image_size != size:
-            raise InputError(path, f"was trained at image size {size}, not {image_size}", "drop --image-size")
-    elif image_size is not None:
-        size = int(image_size)
-    else:
-        raise InputError(path, "does not record the image size it was trained with", "pass --image-size (e.g. 256)")
-    return cfg, size
-
-
 def load_models(
     paths: Sequence[str | Path],
     input_preset: str | None = None,
     image_size: int | None = None,
     device: str | torch.device = "cpu",
-) -> tuple[list[nn.Module], InputConfig, int]:
-    """Networks of one or more checkpoints (an ensemble), with the input preset and image size to use.
+    levels: Mapping[int, str] | None = None,
+) -> tuple[list[nn.Module], ModelSettings]:
+    """Networks of one or more checkpoints (an ensemble), with the settings they share.
 
-    Each checkpoint's settings come from its ``hyper_parameters`` (``input``, ``image_size``), else
-    from ``config.yaml`` two folders up (the training run's folder), else from ``input_preset`` /
-    ``image_size``. All checkpoints must prepare scans the same way; InputError otherwise.
+    Each checkpoint's settings (input preset, image size, threshold, level names) are read by
+    :func:`~discnet.models.model_settings.model_settings`: stored, else from the run's ``config.yaml``,
+    else ``input_preset`` / ``image_size``; ``levels`` overrides the stored level names. The members must
+    agree (:func:`~discnet.models.model_settings.ensemble_settings`); InputError otherwise.
     """
     if not paths:
         raise InputError(None, "no model given", "pass --ckpt MODEL.ckpt")
-    if input_preset is not None and input_preset not in preset_names():
-        raise InputError(None, f"unknown input preset '{input_preset}'", f"use one of {', '.join(preset_names())}")
-    nets, first = [], None
+    nets, members = [], []
     for path in map(Path, paths):
         net, checkpoint = load_net(path)
-        cfg, size = _settings(path, checkpoint, input_preset, image_size)
-        if first is None:
-            first = (path, cfg, size)
-        elif size != first[2] or not same_preprocessing(cfg, first[1]):
-            raise InputError(
-                path,
-                f"was trained on input '{cfg.name}' at size {size}, but {first[0]} on '{first[1].name}' at {first[2]}",
-                "ensemble only models trained with the same input preset and image size",
-            )
+        members.append((path, model_settings(path, checkpoint, input_preset, image_size, levels)))
         nets.append(net.to(device).eval())
-    return nets, first[1], first[2]
+    return nets, ensemble_settings(members)
 
 
 def levels_and_values(levels: Mapping[int, str], where: str | Path | None = None) -> tuple[list[str], dict[str, int]]:

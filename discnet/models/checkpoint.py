@@ -17,7 +17,6 @@ import io
 import pickle
 import warnings
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -169,18 +168,3 @@ def load_weights(net: nn.Module, checkpoint: dict, path: str | Path) -> None:
         raise InputError(
             path, f"holds weights of another architecture ({first})", "use a checkpoint of the same model configuration"
         ) from err
-
-
-def stored_threshold(paths: Sequence[str | Path]) -> float:
-    """The probability threshold the checkpoints were validated with (``hyper_parameters.threshold``; 0.5
-    when not recorded, the default of training); InputError when members of an ensemble differ."""
-    thresholds = {}
-    for path in map(Path, paths):
-        stored = (read_checkpoint(path).get("hyper_parameters") or {}).get("threshold", 0.5)
-        if not isinstance(stored, int | float) or not 0.0 < float(stored) < 1.0:
-            raise InputError(path, f"records threshold {stored!r}, not a probability in (0, 1)", "retrain it")
-        thresholds[path] = float(stored)
-    if len(set(thresholds.values())) > 1:
-        listed = ", ".join(f"{p.name} {t}" for p, t in thresholds.items())
-        raise InputError(None, f"the models were validated at different thresholds ({listed})", "ensemble alike models")
-    return next(iter(thresholds.values()))

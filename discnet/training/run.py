@@ -20,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from discnet.io.atomic import atomic_path
+from discnet.io.levels import read_levels
 from discnet.models.checkpoint import load_weights, read_checkpoint
 from discnet.models.checkpoint_io import SafeCheckpointIO
 from discnet.models.run_folder import CHECKPOINT_FILES, CHECKPOINTS, SUMMARY, RunFolder, read_summary, write_summary
@@ -66,6 +67,7 @@ def _build(cfg: DictConfig, out: Path):
         input=_container(cfg.input),
         image_size=int(cfg.image_size),
         channels_last=use_channels_last(cfg),
+        levels={name: value for value, name in read_levels(cfg.get("levels")).items()},
     )
     if cfg.model.get("init_from"):
         load_weights(model.net, read_checkpoint(cfg.model.init_from), cfg.model.init_from)

@@ -25,6 +25,7 @@ from discnet.inference.probability import disc_probability, segment_logits
 from discnet.models.checkpoint import build_net
 from discnet.models.optimizer import build_optimizer
 from discnet.postprocess import disc_mask
+from discnet.spine import DEFAULT_LABELS
 
 
 class DiscSegmenter(L.LightningModule):
@@ -43,6 +44,8 @@ class DiscSegmenter(L.LightningModule):
         channels_last: channels-last memory format for the network and its inputs.
         val_batch_size: slices per forward pass during validation.
         threshold: probability above which a voxel is disc.
+        levels: ``{level name: label value}`` of the masks prediction writes (stored likewise; None: the
+            default 1 = L5-S1 ... 5 = L1-L2).
     """
 
     def __init__(
@@ -56,9 +59,11 @@ class DiscSegmenter(L.LightningModule):
         channels_last: bool = False,
         val_batch_size: int = 16,
         threshold: float = 0.5,
+        levels: dict[str, int] | None = None,
     ):
         super().__init__()
         net = {**net, "in_channels": 1 + 2 * int(context_slices)}
+        levels = dict(DEFAULT_LABELS if levels is None else levels)
         self.save_hyperparameters()
         self.net = build_net(net)
         if channels_last:

@@ -145,8 +145,8 @@ def test_converted_unet_is_a_normal_checkpoint(tmp_path):
     x, expected = keras_arrays("k2_unet_valid_dilated")
     disc = torch.softmax(torch.from_numpy(run(net, x)), dim=1)[:, 1:].numpy()  # Keras sigmoid == P(disc)
     np.testing.assert_allclose(disc, expected, rtol=0, atol=1e-4)
-    nets, input_cfg, size = load_models([out])
-    assert isinstance(nets[0], UNet) and input_cfg.name == "stretched" and size == 92
+    nets, settings = load_models([out])
+    assert isinstance(nets[0], UNet) and settings.input.name == "stretched" and settings.image_size == 92
 
 
 def test_generic_model_is_written_for_load_converted(tmp_path):
@@ -188,9 +188,8 @@ def test_fine_tuning_starts_from_the_converted_model(tiny_dataset, tmp_path):
     """train.py model.init_from=converted.ckpt with lr 0: the first validation Dice is the converted
     model's own Dice on the validation volumes."""
     from discnet.data.manifest import load_manifest
-    from discnet.data.preprocess import prepare_volume
+    from discnet.data.preprocess import input_config, prepare_volume
     from discnet.evaluation.metrics import dice
-    from discnet.inference.predict import input_config
     from discnet.inference.probability import disc_probability
     from discnet.io import read_volume
     from discnet.training.run import run as train

@@ -136,3 +136,17 @@ def test_onnx_check_tolerates_fp32_and_any_failure_is_one_line(
     if code:
         assert len(err) == 1 and err[0].startswith("discnet export: error:"), err
         assert ("differs from PyTorch by 0.5" if offset else "onnx export failed (RuntimeError") in err[0]
+
+
+@pytest.mark.parametrize("recorded, expected", [(32, 32), (None, 256)])
+def test_check_input_is_the_models_own_size(tmp_path, recorded, expected):
+    """The check input's side is the recorded image size (checkpoint, else its run's config.yaml), else 256."""
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    ckpt = discnet_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt", base_filters=4, depth=2)
+    checkpoint = torch.load(ckpt, weights_only=True)
+    del checkpoint["hyper_parameters"]["image_size"]
+    torch.save(checkpoint, ckpt)
+    if recorded is not None:
+        (tmp_path / "run" / "config.yaml").write_text(f"image_size: {recorded}\n")
+    done = export_network(ckpt, tmp_path / "unet.pt", "torchscript")
+    assert done.input_shape == (1, 1, expected, expected)

@@ -13,9 +13,9 @@ import torch
 from omegaconf import OmegaConf
 
 import discnet.cli
-from discnet.data.preprocess import input_presets
+from discnet.data.preprocess import input_config, input_presets
 from discnet.errors import InputError
-from discnet.inference.predict import input_config, load_models
+from discnet.inference.predict import load_models
 from tests.inference.test_predict import save_checkpoint
 
 
@@ -23,12 +23,14 @@ def test_settings_from_run_config_then_flags(tmp_path):
     bare = save_checkpoint(tmp_path / "run" / "checkpoints" / "best.ckpt", input=None, image_size=None)
     with pytest.raises(InputError, match="--input-preset"):
         load_models([bare])
-    assert load_models([bare], "raw", 48)[1:] == (input_presets()["raw"], 48)
+    settings = load_models([bare], "raw", 48)[1]
+    assert (settings.input, settings.image_size) == (input_presets()["raw"], 48)
     with pytest.raises(InputError, match="not 'raw'"):
         load_models([save_checkpoint(tmp_path / "full.ckpt")], "raw")
     config = {"input": {**dataclasses.asdict(input_presets()["augmented"]), "defaults": None}, "image_size": 64}
     OmegaConf.save(OmegaConf.create(config), tmp_path / "run" / "config.yaml")
-    assert load_models([bare])[1:] == (input_presets()["augmented"], 64)
+    settings = load_models([bare])[1]
+    assert (settings.input, settings.image_size) == (input_presets()["augmented"], 64)
 
 
 @pytest.mark.parametrize("inside_hydra", [False, True])
@@ -55,16 +57,15 @@ def _with_threshold(source: Path, out: Path, threshold) -> Path:
 
 
 def test_predict_thresholds_at_the_checkpoints_own_threshold(tmp_path):
-    from discnet.models.checkpoint import stored_threshold
     from tests.test_bad_input import save_checkpoint
 
     plain = save_checkpoint(tmp_path / "plain.ckpt")
     strict = _with_threshold(plain, tmp_path / "strict.ckpt", 0.999)
-    assert stored_threshold([plain]) == 0.5 and stored_threshold([strict, strict]) == 0.999
+    assert load_models([plain])[1].threshold == 0.5 and load_models([strict, strict])[1].threshold == 0.999
     with pytest.raises(InputError, match="different thresholds"):
-        stored_threshold([plain, strict])
+        load_models([plain, strict])
     with pytest.raises(InputError, match="not a probability"):
-        stored_threshold([_with_threshold(plain, tmp_path / "bad.ckpt", 1.5)])
+        load_models([_with_threshold(plain, tmp_path / "bad.ckpt", 1.5)])
     scan = tmp_path / "scan.nii.gz"
     rng = np.random.default_rng(0)
     nib.save(nib.Nifti1Image(rng.normal(100, 30, (6, 32, 32)).astype(np.float32), np.eye(4)), scan)
@@ -77,3 +78,42 @@ def test_predict_thresholds_at_the_checkpoints_own_threshold(tmp_path):
         )
         voxels[ckpt.stem] = int((nib.load(out / "scan_discs.nii.gz").get_fdata() > 0).sum())
     assert voxels["strict"] < voxels["plain"], voxels
+
+
+def test_predict_names_discs_by_the_levels_the_checkpoint_records(tmp_path, monkeypatch):
+    from tests.inference.test_predict import fake_network, synthetic
+
+    scan, truth = synthetic(tmp_path)
+    fake_network(monkeypatch, truth)
+    recorded = {"L5-S1": 11, "L4-L5": 12, "L3-L4": 13, "L2-L3": 14, "L1-L2": 15}
+    ckpt = save_checkpoint(tmp_path / "named.ckpt", levels=recorded)
+    (tmp_path / "levels.csv").write_text("label,level\n1,L5-S1\n2,L4-L5\n3,L3-L4\n4,L2-L3\n5,L1-L2\n")
+    found = {}
+    for name, extra in (("stored", []), ("flag", ["--levels", str(tmp_path / "levels.csv")])):
+        args = ["predict", "--ckpt", str(ckpt), str(scan), "--out-dir", str(tmp_path / name), "--expected-discs", "3"]
+        assert discnet.cli.main(args + extra) == 0
+        found[name] = set(np.unique(nib.load(tmp_path / name / "scan_discs.nii.gz").get_fdata()).astype(int))
+    assert found == {"stored": {0, 11, 12, 13}, "flag": {0, 1, 2, 3}}  # --levels overrides what is stored
+
+
+@pytest.mark.parametrize(
+    "levels, problem",
+    [
+        ({"L5-S1": 0}, "not a distinct value"),
+        ({"L5-S1": 1, "L4-L5": 1}, "not a distinct value"),
+        ({"S1-S2": 1}, "unknown level"),
+        ([1, 2], "not a mapping"),
+        ({}, "not a mapping"),
+    ],
+)
+def test_bad_recorded_levels_are_refused(tmp_path, levels, problem):
+    with pytest.raises(InputError, match=problem):
+        load_models([save_checkpoint(tmp_path / "bad.ckpt", levels=levels)])
+
+
+def test_ensemble_members_must_name_levels_alike_unless_levels_are_given(tmp_path):
+    a = save_checkpoint(tmp_path / "a.ckpt", levels={"L5-S1": 1})
+    b = save_checkpoint(tmp_path / "b.ckpt", levels={"L5-S1": 2})
+    with pytest.raises(InputError, match="names levels"):
+        load_models([a, b])
+    assert load_models([a, b], levels={3: "L5-S1"})[1].levels == {3: "L5-S1"}

@@ -158,7 +158,8 @@ def test_predict_volume_is_pure_and_native(lumbar_dir):
 def test_ensemble_averages_probabilities(tmp_path):
     scan = Volume(np.random.default_rng(1).random((6, 24, 20), np.float32), np.diag([3.0, 0.5, 0.5, 1.0]))
     paths = [save_checkpoint(tmp_path / f"{s}.ckpt", seed=s) for s in (1, 2)]
-    nets, cfg, size = load_models(paths)
+    nets, settings = load_models(paths)
+    cfg, size = settings.input, settings.image_size
     assert size == 32 and cfg == InputConfig()
     single = [predict_volume([n], scan, cfg, size, expected_discs=1)[1] for n in nets]
     both = predict_volume(nets, scan, cfg, size, expected_discs=1)[1]

@@ -10,6 +10,8 @@ import torch
 
 from discnet.analysis.runs import load_runs
 from discnet.models.checkpoint import load_net
+from discnet.models.model_settings import model_settings
+from discnet.spine import DEFAULT_LABELS
 from discnet.training.run import run
 from tests.train_helpers import tiny_config
 
@@ -63,6 +65,7 @@ def test_checkpoint_rebuilds_the_network_safely(first_run):
     net, checkpoint = load_net(out / "checkpoints" / "best.ckpt")
     assert net.base_filters == 4 and checkpoint["hyper_parameters"]["image_size"] == 32
     assert checkpoint["hyper_parameters"]["input"]["name"] == "stretched"
+    assert checkpoint["hyper_parameters"]["levels"] == DEFAULT_LABELS  # what predict names the discs by
 
 
 def test_same_seed_same_metrics(first_run, tiny_dataset, tmp_path):
@@ -98,6 +101,7 @@ def test_resume_from_checkpoint_matches_uninterrupted(tiny_dataset, tmp_path, fi
 def test_init_from_starts_from_existing_weights(first_run, tiny_dataset, tmp_path):
     out, _ = first_run
     best = out / "checkpoints" / "best.ckpt"
+    (tmp_path / "levels.csv").write_text("label,level\n10,L5-S1\n20,L4-L5\n")
     cfg = tiny_config(
         tiny_dataset,
         tmp_path / "ft",
@@ -105,8 +109,11 @@ def test_init_from_starts_from_existing_weights(first_run, tiny_dataset, tmp_pat
         "optim.lr=0",
         "optim.weight_decay=0",
         f"model.init_from={best}",
+        f"levels={tmp_path / 'levels.csv'}",
     )
     tuned = run(cfg)
+    _, checkpoint = load_net(tmp_path / "ft" / "checkpoints" / "last.ckpt")
+    assert model_settings("last.ckpt", checkpoint).levels == {10: "L5-S1", 20: "L4-L5"}  # cfg.levels, stored
     reference, _ = load_net(best)
     again, _ = load_net(tmp_path / "ft" / "checkpoints" / "last.ckpt")
     for a, b in zip(reference.state_dict().values(), again.state_dict().values(), strict=True):
