@@ -8,13 +8,8 @@ Example:
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
-from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -22,24 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from discnet.cli.outputs import add_out_dir
 from discnet.data.preprocess import preset_names
 from discnet.errors import InputError
-from discnet.evaluation.evaluate import check_same_grid
-from discnet.evaluation.volumes import label_counts, no_disc_row, volume_rows
 from discnet.inference.backends import CHOICES as BACKEND_CHOICES
 from discnet.inference.backends import prepare
-from discnet.inference.batch import UNC, VOLUMES, Job, collect_inputs, plan_jobs
-from discnet.inference.outputs import (
-    UNCERTAINTY,
-    member_table,
-    scan_measurements,
-    scan_uncertainty,
-    volume_table,
-    write_tables,
-)
-from discnet.inference.predict import levels_and_values, load_models, predict_volume
+from discnet.inference.batch import VOLUMES, collect_inputs, plan_jobs, with_uncertainty_maps
+from discnet.inference.outputs import UNCERTAINTY
+from discnet.inference.predict import levels_and_values, load_models
+from discnet.inference.predict_scans import PredictOptions, predict_scans
 from discnet.inference.uncertainty import FLIPS, read_reference
-from discnet.io import Volume, read_levels, read_volume, write_like
-from discnet.io.atomic import atomic_path, full_suffix
-from discnet.models.model_settings import ModelSettings
+from discnet.io import read_levels
 
 
 def add_parser(subparsers) -> None:
@@ -131,15 +116,6 @@ def _device(text: str) -> torch.device:
     return device
 
 
-def _writable(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as err:
-        raise InputError(out_dir, f"output folder cannot be written ({err.strerror or err})", "choose another") from err
-
-
 def _check_args(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise InputError(None, f"--batch-size {args.batch_size} must be at least 1", "give --batch-size 8")
@@ -149,62 +125,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(None, f"--image-size {args.image_size} is too small", "give the size the model was trained at")
 
 
-def _predict_one(job: Job, nets, settings: ModelSettings, args, device) -> tuple[np.ndarray, Volume, dict]:
-    volume = read_volume(job.image)
-    labels, prob, info = predict_volume(
-        nets,
-        volume,
-        settings.input,
-        settings.image_size,
-        threshold=settings.threshold,
-        levels=settings.levels,
-        expected_discs=args.expected_discs,
-        orphan_removal=not args.no_orphan_removal,
-        anchor=args.anchor,
-        batch_size=args.batch_size,
-        device=device,
-        precision=args.precision,
-        tta=args.tta,
-        uncertainty=args.uncertainty,
-    )
-    try:
-        write_like(labels, volume, job.mask)
-        if job.probability is not None:
-            write_like(prob, volume, job.probability, dtype=np.float32)
-        if job.uncertainty is not None:
-            write_like(info["uncertainty"], volume, job.uncertainty, dtype=np.float32)
-        if job.qc is not None:
-            from discnet.inference.qc import MONTAGE, write_overlay  # matplotlib only when pictures are asked for
-
-            write_overlay(job.qc, volume, labels, subject=job.name, levels=settings.levels, montage=MONTAGE)
-    except OSError as err:
-        raise InputError(
-            job.mask.parent, f"cannot be written ({err.strerror or err})", "free space or fix rights"
-        ) from err
-    return labels, volume, info
-
-
 def _progress(console: Console) -> Progress:
     """A progress bar on terminals only, erased at the end (so that an error stays one line)."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     return Progress(*columns, TimeRemainingColumn(), console=console, transient=True, disable=not console.is_terminal)
-
-
-def _with_uncertainty_maps(jobs: list[Job]) -> list[Job]:
-    images = {job.image.resolve() for job in jobs}
-    out = [replace(job, uncertainty=job.mask.with_name(f"{job.name}{UNC}{full_suffix(job.mask)}")) for job in jobs]
-    for job in out:
-        if job.uncertainty.resolve() in images:
-            raise InputError(job.uncertainty, "output path equals an input", "choose another output folder")
-    return out
-
-
-def _previous_rows(path: Path) -> dict[str, list[dict]]:
-    """Rows of an earlier ``uncertainty.csv`` by subject (kept for scans that --skip-existing keeps)."""
-    if not path.is_file():
-        return {}
-    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    return {str(name): group.to_dict("records") for name, group in table.groupby("subject", sort=False)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -222,62 +146,56 @@ def run(args: argparse.Namespace) -> int:
     for entry in skipped:
         print(f"note: skipped {entry}")
     if args.uncertainty:
-        jobs = _with_uncertainty_maps(jobs)
+        jobs = with_uncertainty_maps(jobs)
     given = read_levels(args.levels) if args.levels is not None else None  # else the checkpoint's levels
     reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
     nets, settings = load_models(args.ckpt, args.input_preset, args.image_size, device, given)
-    nets, levels, where = (
-        [prepare(net, args.backend, device) for net in nets],
-        settings.levels,
-        args.levels or args.ckpt[0],
-    )
-    names, _ = levels_and_values(levels, where)
+    where = args.levels or args.ckpt[0]
+    names, _ = levels_and_values(settings.levels, where)
     if not 1 <= args.expected_discs <= len(names):
         raise InputError(where, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
-    _writable(args.output)
-    ensemble = len(args.ckpt) * len(FLIPS[args.tta]) > 1 or reference is not None
-    previous = _previous_rows(args.output / UNCERTAINTY) if ensemble and args.skip_existing else {}
+    options = PredictOptions(
+        expected_discs=args.expected_discs,
+        orphan_removal=not args.no_orphan_removal,
+        anchor=args.anchor,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        tta=args.tta,
+        uncertainty=args.uncertainty,
+        skip_existing=args.skip_existing,
+        reference=reference,
+    )
     console = Console(stderr=True, highlight=False)
-    rows, measured, uncertain, skipped, start = [], [], [], 0, time.perf_counter()
     with _progress(console) as progress:
         task = progress.add_task("predicting", total=len(jobs))
-        for job in jobs:
-            progress.update(task, description=job.name)
-            if args.skip_existing and all(p.is_file() for p in job.outputs()):
-                image = read_volume(job.image)
-                existing = read_volume(job.mask, kind="label")
-                check_same_grid(existing, image, what="scan")
-                labels, info = existing.array, None
-                skipped += 1
-            else:
-                labels, image, info = _predict_one(job, nets, settings, args, device)
-                if info["warning"]:
-                    console.print(f"warning: {job.name}: {info['warning']}", markup=False, soft_wrap=True)
-            found = volume_rows(label_counts(labels), image.voxel_volume, levels)
-            rows += [{"subject": job.name, **row, "file": str(job.mask)} for row in found] or [
-                no_disc_row(job.name, job.mask)
-            ]
-            measured += scan_measurements(job.name, labels, image, levels, settings.input)
-            if ensemble:
-                found = previous.get(job.name, [])
-                uncertain += (
-                    found if info is None else scan_uncertainty(job.name, labels, image, info, levels, reference)
-                )
+
+        def done(job, warning):
+            if warning:
+                console.print(f"warning: {job.name}: {warning}", markup=False, soft_wrap=True)
             progress.advance(task)
-    table, kept = volume_table(rows, args.output / VOLUMES)
-    with atomic_path(args.output / VOLUMES) as tmp:
-        table.to_csv(tmp, index=False)
-    if kept:
-        print(f"note: {VOLUMES} keeps {kept} earlier row(s) of subjects not predicted now (newest rows win)")
-    members = member_table(args.ckpt, args.tta) if ensemble else None
-    written = write_tables(args.output, measured, uncertain if ensemble else None, members)
-    done = len(jobs) - skipped
-    flagged = sum(bool(row["qc_flag"]) for row in uncertain)
+
+        report = predict_scans(
+            jobs,
+            [prepare(net, args.backend, device) for net in nets],
+            settings,
+            args.ckpt,
+            args.output,
+            options,
+            device,
+            on_scan=lambda job: progress.update(task, description=job.name),
+            on_done=done,
+        )
+    if report.kept_rows:
+        print(
+            f"note: {VOLUMES} keeps {report.kept_rows} earlier row(s) of subjects not predicted now (newest rows win)"
+        )
+    qc = ""
+    if report.flagged is not None:
+        qc = f"; {report.flagged[0]} of {report.flagged[1]} disc(s) flagged for QC (qc_reasons in {UNCERTAINTY})"
     print(
-        f"segmented {done} scan(s){f', kept {skipped} existing' if skipped else ''} in "
-        f"{time.perf_counter() - start:.1f} s; outputs in {args.output}, disc volumes in {args.output / VOLUMES}, "
-        f"also {', '.join(p.name for p in written)}"
-        + (f"; {flagged} of {len(uncertain)} disc(s) flagged for QC (qc_reasons in {UNCERTAINTY})" if ensemble else "")
+        f"segmented {report.segmented} scan(s){f', kept {report.kept} existing' if report.kept else ''} in "
+        f"{report.seconds:.1f} s; outputs in {args.output}, disc volumes in {args.output / VOLUMES}, "
+        f"also {', '.join(p.name for p in report.written[1:])}{qc}"
     )
     return 0

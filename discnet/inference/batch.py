@@ -14,7 +14,7 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from discnet.data.manifest import load_manifest
@@ -163,3 +163,14 @@ def plan_jobs(
         seen[name] = image
         jobs.append(job)
     return jobs
+
+
+def with_uncertainty_maps(jobs: list[Job]) -> list[Job]:
+    """The jobs with an uncertainty map each (``<name>_uncertainty<suffix>``); InputError when one would
+    replace an input."""
+    images = {job.image.resolve() for job in jobs}
+    out = [replace(job, uncertainty=job.mask.with_name(f"{job.name}{UNC}{full_suffix(job.mask)}")) for job in jobs]
+    for job in out:
+        if job.uncertainty.resolve() in images:
+            raise InputError(job.uncertainty, "output path equals an input", "choose another output folder")
+    return out
