@@ -108,12 +108,13 @@ def test_a_spatial_transform_leaves_the_slices_it_skips_bit_identical(transform)
 
 @pytest.mark.parametrize(("angle", "zoom", "size"), [(0.3, 1.0, (40, 56)), (-0.2, 1.3, (56, 40)), (0.0, 0.8, (33, 33))])
 def test_the_rotation_and_zoom_grid_resamples_as_monais_warp_does(angle, zoom, size):
-    """The grid is the same geometry as a displacement field in pixels resampled by MONAI's Warp."""
+    """The grid (built on a lattice of an eighth of the slice, upsampled bilinearly) is the same geometry
+    as a displacement field in pixels resampled by MONAI's Warp."""
     import warnings
 
     import torch.nn.functional as F
 
-    from discnet.data.augment import _affine_grid
+    from discnet.data.augment import _sampling_grid
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -126,7 +127,7 @@ def test_the_rotation_and_zoom_grid_resamples_as_monais_warp_does(angle, zoom, s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         expected = Warp(mode="bilinear", padding_mode="zeros")(image, ddf)
-    grid = _affine_grid(torch.tensor([angle]), torch.tensor([zoom]), size)
+    grid = _sampling_grid(torch.tensor([angle]), torch.tensor([zoom]), None, size)
     got = F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
 

@@ -173,6 +173,17 @@ def test_augmentation_settings_do_not_invalidate_the_slice_cache(manifest, tmp_p
     DiscDataModule(str(manifest), augment={"gamma_p": 0.5, "elastic_p": 0.2}, context_slices=1, **kwargs).setup("fit")
 
 
+@pytest.mark.parametrize(
+    "augment, keep, kept", [({"gamma_p": 0.5}, True, True), ({"gamma_p": 0.5}, False, False), (None, True, False)]
+)
+def test_augmenting_datamodules_keep_freed_batch_memory(manifest, tmp_path, monkeypatch, augment, keep, kept):
+    calls = []
+    monkeypatch.setattr(dm_module, "keep_freed_memory", lambda: calls.append(1))
+    kwargs = dict(input={"name": "stretched"}, image_size=32, cache_dir=str(tmp_path / "c"))
+    DiscDataModule(str(manifest), augment=augment, keep_freed_memory=keep, **kwargs).setup("fit")
+    assert bool(calls) == kept
+
+
 def test_context_slices_with_input4_copies_are_refused(manifest):
     with pytest.raises(InputError, match="context_slices"):
         DiscDataModule(str(manifest), input={"name": "augmented", "augment_copies": 1}, context_slices=1)
