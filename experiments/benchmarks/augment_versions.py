@@ -4,7 +4,8 @@ The augmentation's speed from one commit to the next, as a ratio that the machin
 out of: each round times ``--steps`` batches of 8 slices with ``augment=few_scans`` under the old
 revision, then under the working tree's, ``--rounds`` times; the medians and their ratio go to a JSON.
 
-    python experiments/benchmarks/augment_versions.py --old 9350e9d -o results-cpu-augment-versions.json
+    python experiments/benchmarks/augment_versions.py --old 9350e9d -o results-cpu-augment-versions-9350e9d.json
+    python experiments/benchmarks/augment_versions.py --old c2577be --keep-freed-memory -o ...-kept.json
 """
 
 from __future__ import annotations
@@ -40,9 +41,18 @@ def main() -> None:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--steps", type=int, default=12, help="batches of 8 per timed round")
     p.add_argument("--rounds", type=int, default=7)
+    p.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="time both with freed memory kept (discnet.data.allocator, as training's datamodule does)",
+    )
     p.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args()
     warnings.simplefilter("ignore")
+    if args.keep_freed_memory:
+        from discnet.data.allocator import keep_freed_memory
+
+        keep_freed_memory()
     source = subprocess.run(
         ["git", "show", f"{args.old}:discnet/data/augment.py"], cwd=ROOT, check=True, capture_output=True, text=True
     ).stdout
@@ -68,6 +78,7 @@ def main() -> None:
         "slice_px": args.size,
         "preset": "few_scans",
         "threads": torch.get_num_threads(),
+        "keep_freed_memory": args.keep_freed_memory,
         "slices_per_s_median": medians,
         "slices_per_s_rounds": {name: [round(r, 1) for r in v] for name, v in rates.items()},
         "speedup": round(medians["working tree"] / medians[args.old], 2),
