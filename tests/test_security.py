@@ -279,7 +279,7 @@ def _two_phantoms(folder: Path) -> Path:
 
 
 def test_planted_last_ckpt_is_set_aside_not_run(tmp_path, monkeypatch, capsys):
-    from discnet.training.run import run
+    from discnet.training.run import run_training
     from tests.train_helpers import tiny_config
 
     run_dir, marker = tmp_path / "run", tmp_path / "pwned"
@@ -287,7 +287,7 @@ def test_planted_last_ckpt_is_set_aside_not_run(tmp_path, monkeypatch, capsys):
     shutil.copy(evil_checkpoints(tmp_path, marker)[0], run_dir / "checkpoints" / "last.ckpt")
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
     capsys.readouterr()
-    summary = run(tiny_config(_two_phantoms(tmp_path / "data"), run_dir, "trainer=smoke", "logger=none"))
+    summary = run_training(tiny_config(_two_phantoms(tmp_path / "data"), run_dir, "trainer=smoke", "logger=none"))
     assert not marker.exists() and summary["status"] == "complete"
     warning = [line for line in capsys.readouterr().err.splitlines() if "last.ckpt" in line]
     assert len(warning) == 1 and "other than weights" in warning[0] and "starting fresh" in warning[0]

@@ -2,7 +2,7 @@
 
     <run>/config.yaml            the resolved Hydra config
     <run>/summary.json           status, scores at the last and the best epoch, wall time (the schema:
-                                 :func:`discnet.training.run.run` writes it, :func:`read_summary` reads it)
+                                 :func:`discnet.training.run.run_training` writes it, :func:`read_summary` reads it)
     <run>/val_scores.csv         every epoch's Dice per validation subject
     <run>/checkpoints/last.ckpt  the last epoch (what a run's score and the final model use)
     <run>/checkpoints/best.ckpt  the best validation epoch

@@ -1,4 +1,4 @@
-"""Error handling around a training run (:func:`discnet.training.run.run`).
+"""Error handling around a training run (:func:`discnet.training.run.run_training`).
 
 A single run with bad input prints one line and exits with code 2. In a sweep (``-m``), a failing run
 is recorded as failed in its own ``summary.json`` and the sweep goes on with the other runs. Command-line
@@ -26,7 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from discnet.errors import InputError
 from discnet.models.run_folder import CONFIG, SUMMARY, write_json
-from discnet.training.run import run
+from discnet.training.run import run_training
 
 log = logging.getLogger("discnet.train")
 #: The Hydra configs, inside the package (``discnet/conf``: in a checkout a link to ``conf/``).
@@ -102,7 +102,7 @@ def guarded_run(cfg: DictConfig) -> float | None:
     out = Path(cfg.paths.output_dir)
     leftovers = _launch_leftovers(out)
     try:
-        return run(cfg)["best_val_dsc"]
+        return run_training(cfg)["best_val_dsc"]
     except KeyboardInterrupt:
         recorded = _record(cfg, "interrupted", "KeyboardInterrupt: interrupted by the user (SIGINT)")
         again = "run the same command again" if _multirun() else resume_command(out)

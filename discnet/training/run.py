@@ -1,4 +1,4 @@
-"""One training run from a composed Hydra config: ``python train.py`` calls :func:`run`.
+"""One training run from a composed Hydra config: ``python train.py`` calls :func:`run_training`.
 
 Every run writes, next to its checkpoints (``<output_dir>/checkpoints``): ``config.yaml`` (resolved),
 ``summary.json`` (machine-readable result) and ``val_scores.csv`` (per-epoch, per-subject Dice).
@@ -155,7 +155,7 @@ def _log_to_wandb(trainer: L.Trainer, summary: dict) -> None:
             run.finish()
 
 
-def run(cfg: DictConfig) -> dict:
+def run_training(cfg: DictConfig) -> dict:
     """Train one model as configured; returns the run's summary."""
     check_train_config(cfg)
     out = Path(cfg.paths.output_dir)

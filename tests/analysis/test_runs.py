@@ -181,11 +181,11 @@ def test_leaderboard_cli_table_and_errors(tmp_path, capsys):
 
 @pytest.mark.slow  # a real (tiny) training: about 10 s alone, a minute on a busy 2-core machine
 def test_summary_records_last_and_best_epoch_and_the_reader_uses_them(tiny_dataset, tmp_path):
-    from discnet.training.run import run
+    from discnet.training.run import run_training
     from tests.train_helpers import tiny_config
 
     out = tmp_path / "run"
-    summary = run(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=3", "optim.lr=0.01"))
+    summary = run_training(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=3", "optim.lr=0.01"))
     epochs = pd.read_csv(out / "val_scores.csv")
     last, best = summary["last"], summary["best"]
     assert last["epoch"] == 2 and best["epoch"] == summary["best_epoch"] == int(epochs["val/dsc"].idxmax())

@@ -192,7 +192,7 @@ def test_fine_tuning_starts_from_the_converted_model(tiny_dataset, tmp_path):
     from discnet.evaluation.metrics import dice
     from discnet.inference.probability import disc_probability
     from discnet.io import read_volume
-    from discnet.training.run import run as train
+    from discnet.training.run import run_training as train
     from tests.train_helpers import tiny_config
 
     ckpt = tmp_path / "converted.ckpt"

@@ -16,7 +16,7 @@ import torch
 import discnet.models.checkpoint_io as checkpoint_io
 from discnet.errors import InputError
 from discnet.models.checkpoint_io import SafeCheckpointIO
-from discnet.training.run import run
+from discnet.training.run import run_training
 from tests.train_helpers import LEARNS, tiny_config
 
 
@@ -41,12 +41,12 @@ def test_resumed_run_is_bit_identical(learns, tiny_dataset, tmp_path):
     common = [*LEARNS, "seed=0"] if learns else ["model.net.dropout=0.5", "seed=1"]
     epochs = 3 if learns else 2
     whole = tmp_path / "whole"
-    run(tiny_config(tiny_dataset, whole, *common, "logger=none", f"trainer.max_epochs={epochs}"))
+    run_training(tiny_config(tiny_dataset, whole, *common, "logger=none", f"trainer.max_epochs={epochs}"))
     split = tmp_path / "split"
-    run(tiny_config(tiny_dataset, split, *common, "logger=none", "trainer.max_epochs=1"))
+    run_training(tiny_config(tiny_dataset, split, *common, "logger=none", "trainer.max_epochs=1"))
     first = weights(split)
     resume = [f"trainer.max_epochs={epochs}", "skip_complete=false", f"ckpt_path={split / 'checkpoints' / 'last.ckpt'}"]
-    resumed = run(tiny_config(tiny_dataset, split, *common, "logger=none", *resume))
+    resumed = run_training(tiny_config(tiny_dataset, split, *common, "logger=none", *resume))
     expected = pd.read_csv(whole / "val_scores.csv")
     if learns:
         assert expected["val/dsc"].max() > 0.3  # it learns, so equal scores are not equal zeros
@@ -63,7 +63,7 @@ def test_cold_and_warm_cache_give_the_same_weights(tiny_dataset, tmp_path):
     for name in ("cold", "warm"):
         cfg = tiny_config(tiny_dataset, tmp_path / name, "trainer=smoke", "logger=none", "model.net.dropout=0.5")
         cfg.paths.cache_dir = str(cache)
-        run(cfg)
+        run_training(cfg)
         outs.append(tmp_path / name)
     assert any(cache.iterdir())
     assert same_weights(weights(outs[0]), weights(outs[1]))
@@ -104,7 +104,7 @@ def test_training_on_a_full_disk_stops_with_one_line_and_whole_checkpoints(tiny_
     out = tmp_path / "run"
     monkeypatch.setattr(checkpoint_io.torch, "save", FullDisk(fail_on=3))  # epoch 0's best and last, then full
     with pytest.raises(InputError, match="cannot be written"):
-        run(tiny_config(tiny_dataset, out, "logger=none", "trainer.max_epochs=3"))
+        run_training(tiny_config(tiny_dataset, out, "logger=none", "trainer.max_epochs=3"))
     for name in ("best.ckpt", "last.ckpt"):
         assert SafeCheckpointIO().load_checkpoint(out / "checkpoints" / name)["epoch"] == 0
     assert not [p for p in (out / "checkpoints").iterdir() if ".tmp-" in p.name]
@@ -114,7 +114,7 @@ def test_training_on_a_full_disk_stops_with_one_line_and_whole_checkpoints(tiny_
 def test_truncated_last_ckpt_is_set_aside(best_too, tiny_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     common = ["logger=none", "seed=2"]
-    run(tiny_config(tiny_dataset, out, *common, "trainer.max_epochs=2"))
+    run_training(tiny_config(tiny_dataset, out, *common, "trainer.max_epochs=2"))
     folder = out / "checkpoints"
     (out / "summary.json").unlink()
     for name in ("last.ckpt", "best.ckpt") if best_too else ("last.ckpt",):
@@ -122,7 +122,7 @@ def test_truncated_last_ckpt_is_set_aside(best_too, tiny_dataset, tmp_path, caps
         (folder / name).write_bytes(data[: len(data) // 2])  # what a full disk left behind
     best_epoch = None if best_too else torch.load(folder / "best.ckpt", weights_only=True)["epoch"]
     capsys.readouterr()
-    summary = run(tiny_config(tiny_dataset, out, *common, "trainer.max_epochs=3"))
+    summary = run_training(tiny_config(tiny_dataset, out, *common, "trainer.max_epochs=3"))
     lines = [line for line in capsys.readouterr().err.splitlines() if "last.ckpt" in line]
     assert len(lines) == 1 and "moved it to last.ckpt.unreadable-" in lines[0], lines
     assert ("starting fresh" if best_too else f"resuming from {folder / 'best.ckpt'} (epoch {best_epoch})") in lines[0]

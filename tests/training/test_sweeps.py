@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from discnet.training.run import run
+from discnet.training.run import run_training
 from tests.paths import REPO
 from tests.train_helpers import TINY, tiny_config
 
@@ -112,7 +112,7 @@ def test_wandb_offline_records_config_metrics_and_summary(tiny_dataset, tmp_path
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("WANDB_MODE", "offline")
     out = tmp_path / "wb"
-    summary = run(tiny_config(tiny_dataset, out, "trainer=smoke", "logger=wandb", "round=1"))
+    summary = run_training(tiny_config(tiny_dataset, out, "trainer=smoke", "logger=wandb", "round=1"))
     files = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(files) == 1
     deadline = time.monotonic() + 60  # W&B's service process may still be flushing the offline file

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from discnet.training.run import run
+from discnet.training.run import run_training
 from tests.train_helpers import REPO, TINY, run_train_script, tiny_config
 
 
@@ -62,11 +62,11 @@ def test_installed_wheel_trains_with_hydra_overrides_outside_the_checkout(tiny_d
 
 def test_wall_time_counts_every_segment_of_a_resumed_run(tiny_dataset, tmp_path):
     first = tmp_path / "first"
-    run(tiny_config(tiny_dataset, first, "trainer.max_epochs=2", "seed=7"))
+    run_training(tiny_config(tiny_dataset, first, "trainer.max_epochs=2", "seed=7"))
     last = first / "checkpoints" / "last.ckpt"
     before = torch.load(last, map_location="cpu", weights_only=True)["callbacks"]["WallTime"]["wall_time_s"]
     assert before > 0
-    resumed = run(
+    resumed = run_training(
         tiny_config(tiny_dataset, tmp_path / "resumed", "trainer.max_epochs=3", "seed=7", f"ckpt_path={last}")
     )
     assert resumed["wall_time_s"] == pytest.approx(before + resumed["segment_wall_time_s"], abs=0.02)

@@ -12,14 +12,14 @@ from discnet.analysis.runs import load_runs
 from discnet.models.checkpoint import load_net
 from discnet.models.model_settings import model_settings
 from discnet.spine import DEFAULT_LABELS
-from discnet.training.run import run
+from discnet.training.run import run_training
 from tests.train_helpers import tiny_config
 
 
 @pytest.fixture(scope="module")
 def first_run(tiny_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "a"
-    summary = run(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=7"))
+    summary = run_training(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=7"))
     return out, summary
 
 
@@ -70,7 +70,7 @@ def test_checkpoint_rebuilds_the_network_safely(first_run):
 
 def test_same_seed_same_metrics(first_run, tiny_dataset, tmp_path):
     _, summary = first_run
-    again = run(tiny_config(tiny_dataset, tmp_path / "b", "trainer.max_epochs=3", "seed=7"))
+    again = run_training(tiny_config(tiny_dataset, tmp_path / "b", "trainer.max_epochs=3", "seed=7"))
     assert again["subjects"] == summary["subjects"]
     assert pd.read_csv(tmp_path / "b" / "val_scores.csv").equals(pd.read_csv(first_run[0] / "val_scores.csv"))
 
@@ -78,13 +78,13 @@ def test_same_seed_same_metrics(first_run, tiny_dataset, tmp_path):
 def test_complete_run_is_skipped(first_run, tiny_dataset):
     out, summary = first_run
     cfg = tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "seed=7", "data.manifest=/nonexistent.csv")
-    assert run(cfg) == json.loads(json.dumps(summary))
+    assert run_training(cfg) == json.loads(json.dumps(summary))
 
 
 def test_resume_from_checkpoint_matches_uninterrupted(tiny_dataset, tmp_path, first_run):
     two = tmp_path / "two"
-    run(tiny_config(tiny_dataset, two, "trainer.max_epochs=2", "seed=7"))
-    resumed = run(
+    run_training(tiny_config(tiny_dataset, two, "trainer.max_epochs=2", "seed=7"))
+    resumed = run_training(
         tiny_config(
             tiny_dataset,
             tmp_path / "resumed",
@@ -111,7 +111,7 @@ def test_init_from_starts_from_existing_weights(first_run, tiny_dataset, tmp_pat
         f"model.init_from={best}",
         f"levels={tmp_path / 'levels.csv'}",
     )
-    tuned = run(cfg)
+    tuned = run_training(cfg)
     _, checkpoint = load_net(tmp_path / "ft" / "checkpoints" / "last.ckpt")
     assert model_settings("last.ckpt", checkpoint).levels == {10: "L5-S1", 20: "L4-L5"}  # cfg.levels, stored
     reference, _ = load_net(best)
@@ -125,7 +125,7 @@ def test_last_checkpoint_is_the_latest_epoch_even_without_improvement(tiny_datas
     # lr 0: every epoch scores the same, so best.ckpt stays at epoch 0; last.ckpt must still move on
     # (Lightning >= 2.6 only writes save_last with a top-k save: last.ckpt was the best one).
     out = tmp_path / "flat"
-    summary = run(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "optim.lr=0", "optim.weight_decay=0"))
+    summary = run_training(tiny_config(tiny_dataset, out, "trainer.max_epochs=3", "optim.lr=0", "optim.weight_decay=0"))
     assert summary["best_epoch"] == 0
     last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert last["epoch"] == 2 and len(last["discnet"]["history"]) == 3
