@@ -116,6 +116,10 @@ def d(tmp_path_factory) -> SimpleNamespace:
     d.corrupt_ckpt = truncated(root / "corrupt.ckpt", d.ckpt)
     d.pickle_ckpt = root / "list.ckpt"
     d.pickle_ckpt.write_bytes(pickle.dumps([1, 2, 3]))
+    d.thoracic_levels = root / "thoracic.csv"
+    d.thoracic_levels.write_text("label,level\n1,T12-L1\n")
+    d.label300_levels = root / "label300.csv"
+    d.label300_levels.write_text("label,level\n300,L5-S1\n")
     d.keras_lambda = FIXTURES / "keras" / "k2_lambda.h5"
     d.bad_levels = root / "bad_levels.csv"
     d.bad_levels.write_text("value,name\n1,L5-S1\n")
@@ -272,6 +276,8 @@ TRAIN_CASES: dict[str, Callable[[SimpleNamespace], tuple[list, str, str]]] = {
     "batch_size 0": lambda d: (["model.batch_size=0"], "model.batch_size=0", "at least 1"),
     "max_epochs -5": lambda d: (["trainer.max_epochs=-5"], "trainer.max_epochs=-5", "at least 1"),
     "net depth 0": lambda d: (["model.net.depth=0"], "model.net", "depth=0"),
+    "levels with a thoracic name": lambda d: ([f"levels={d.thoracic_levels}"], "thoracic.csv", "unknown level"),
+    "levels with label 300": lambda d: ([f"levels={d.label300_levels}"], "label300.csv", "300"),
 }
 
 

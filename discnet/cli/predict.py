@@ -125,6 +125,12 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(None, f"--image-size {args.image_size} is too small", "give the size the model was trained at")
 
 
+def _check_expected_discs(expected: int, levels: dict[int, str], where: Path | None) -> None:
+    names, _ = levels_and_values(levels, where)
+    if not 1 <= expected <= len(names):
+        raise InputError(where, f"--expected-discs {expected} is not in 1..{len(names)}", "fix it")
+
+
 def _progress(console: Console) -> Progress:
     """A progress bar on terminals only, erased at the end (so that an error stays one line)."""
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
@@ -148,13 +154,14 @@ def run(args: argparse.Namespace) -> int:
     if args.uncertainty:
         jobs = with_uncertainty_maps(jobs)
     given = read_levels(args.levels) if args.levels is not None else None  # else the checkpoint's levels
+    if given is not None:
+        _check_expected_discs(args.expected_discs, given, args.levels)
     reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
     nets, settings = load_models(args.ckpt, args.input_preset, args.image_size, device, given)
-    where = args.levels or args.ckpt[0]
-    names, _ = levels_and_values(settings.levels, where)
-    if not 1 <= args.expected_discs <= len(names):
-        raise InputError(where, f"--expected-discs {args.expected_discs} is not in 1..{len(names)}", "fix it")
+    if given is None:
+        _check_expected_discs(args.expected_discs, settings.levels, None)
+    nets = [prepare(net, args.backend, device) for net in nets]  # a backend's build happens before the bar
     options = PredictOptions(
         expected_discs=args.expected_discs,
         orphan_removal=not args.no_orphan_removal,
@@ -177,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
 
         report = predict_scans(
             jobs,
-            [prepare(net, args.backend, device) for net in nets],
+            nets,
             settings,
             args.ckpt,
             args.output,
@@ -196,6 +203,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"segmented {report.segmented} scan(s){f', kept {report.kept} existing' if report.kept else ''} in "
         f"{report.seconds:.1f} s; outputs in {args.output}, disc volumes in {args.output / VOLUMES}, "
-        f"also {', '.join(p.name for p in report.written[1:])}{qc}"
+        f"also {', '.join(p.name for p in report.tables)}{qc}"
     )
     return 0

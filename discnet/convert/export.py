@@ -125,8 +125,8 @@ def export_network(
     """Export the network of ``checkpoint`` (trained or converted) as ``fmt`` (torchscript or onnx) to ``out``.
 
     Args:
-        image_size: side of the check (and trace) input; default the checkpoint's image size (valid
-            padding: the input side giving that output side).
+        image_size: side of the check (and trace) input; default the image size the checkpoint (or its
+            run's ``config.yaml``) records, else 256 (valid padding: the input side giving that output side).
         probabilities: append a softmax over channels.
     """
     if fmt not in FORMATS:
@@ -141,7 +141,7 @@ def export_network(
     net, stored = load_converted(checkpoint, keras_outputs=generic)
     module = nn.Sequential(net, nn.Softmax(dim=1)).eval() if probabilities else net
     # The check input's side: the flag, else the model's own (checkpoint or run config), else 256.
-    recorded = stored_settings(checkpoint, stored).get("image_size")
+    recorded = None if image_size else stored_settings(checkpoint, stored).get("image_size")
     shape = _input_shape(net, image_size or (check_image_size(recorded, checkpoint) if recorded is not None else 256))
     x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

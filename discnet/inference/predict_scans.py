@@ -23,7 +23,7 @@ from torch import nn
 from discnet.errors import InputError
 from discnet.evaluation.evaluate import check_same_grid
 from discnet.evaluation.volumes import label_counts, no_disc_row, volume_rows
-from discnet.inference.batch import VOLUMES, Job
+from discnet.inference.batch import VOLUMES, Job, with_uncertainty_maps
 from discnet.inference.outputs import (
     UNCERTAINTY,
     member_table,
@@ -63,13 +63,15 @@ class PredictOptions:
 
 @dataclass(frozen=True)
 class PredictReport:
-    """What :func:`predict_scans` did: scans segmented and kept, seconds, files written, earlier
-    ``volumes.csv`` rows kept, and (ensembles) discs flagged for QC out of those measured."""
+    """What :func:`predict_scans` did: scans segmented and kept, seconds, ``volumes.csv`` and the other
+    tables written, earlier ``volumes.csv`` rows kept, and (ensembles) discs flagged for QC out of those
+    measured."""
 
     segmented: int
     kept: int
     seconds: float
-    written: list[Path]
+    volumes: Path
+    tables: list[Path]
     kept_rows: int
     flagged: tuple[int, int] | None
 
@@ -114,7 +116,7 @@ def _predict_one(job: Job, nets, settings: ModelSettings, options: PredictOption
         write_like(labels, volume, job.mask)
         if job.probability is not None:
             write_like(prob, volume, job.probability, dtype=np.float32)
-        if job.uncertainty is not None:
+        if job.uncertainty is not None and info["uncertainty"] is not None:
             write_like(info["uncertainty"], volume, job.uncertainty, dtype=np.float32)
         if job.qc is not None:
             from discnet.inference.qc import MONTAGE, write_overlay  # matplotlib only when pictures are asked for
@@ -154,9 +156,12 @@ def predict_scans(
         out_dir: the output folder (``volumes.csv`` and the tables).
         options: how each scan is predicted.
         device: where the networks run.
-        on_scan: called before each scan (progress); on_done: after it, with its disc-count warning or None.
+        on_scan: called before each scan (progress); on_done: once it is segmented (or kept), with its
+            disc-count warning or None.
     """
     writable(out_dir)
+    if options.uncertainty and any(job.uncertainty is None for job in jobs):
+        jobs = with_uncertainty_maps(list(jobs))
     ensemble = len(nets) * len(FLIPS[options.tta]) > 1 or options.reference is not None
     levels = settings.levels
     previous = _previous_rows(out_dir / UNCERTAINTY) if ensemble and options.skip_existing else {}
@@ -171,6 +176,8 @@ def predict_scans(
         else:
             labels, image, info = _predict_one(job, nets, settings, options, device)
             warning = info["warning"]
+        if on_done is not None:
+            on_done(job, warning)
         found = volume_rows(label_counts(labels), image.voxel_volume, levels)
         rows += [{"subject": job.name, **row, "file": str(job.mask)} for row in found] or [
             no_disc_row(job.name, job.mask)
@@ -182,12 +189,11 @@ def predict_scans(
                 if info is None
                 else scan_uncertainty(job.name, labels, image, info, levels, options.reference)
             )
-        if on_done is not None:
-            on_done(job, warning)
     table, kept_rows = volume_table(rows, out_dir / VOLUMES)
     with atomic_path(out_dir / VOLUMES) as tmp:
         table.to_csv(tmp, index=False)
     members = member_table(checkpoints, options.tta) if ensemble else None
-    written = [out_dir / VOLUMES, *write_tables(out_dir, measured, uncertain if ensemble else None, members)]
+    tables = write_tables(out_dir, measured, uncertain if ensemble else None, members)
     flagged = (sum(bool(row["qc_flag"]) for row in uncertain), len(uncertain)) if ensemble else None
-    return PredictReport(len(jobs) - kept, kept, time.perf_counter() - start, written, kept_rows, flagged)
+    seconds = time.perf_counter() - start
+    return PredictReport(len(jobs) - kept, kept, seconds, out_dir / VOLUMES, tables, kept_rows, flagged)

@@ -32,6 +32,7 @@ from discnet.models.run_folder import RunFolder
 #: The ``hyper_parameters`` keys prediction reads (a run's ``config.yaml`` may supply the first two).
 KEYS = ("input", "image_size", "threshold", "levels")
 _RETRAIN = "retrain it or pass a checkpoint written by discnet train"
+_LEVELS = "pass --levels levels.csv (label,level)"
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def stored_levels(value, where) -> dict[int, str]:
         {1: 'L5-S1', 2: 'L4-L5'}
     """
     if not isinstance(value, Mapping) or not value:
-        raise InputError(where, f"records levels {value!r}, not a mapping of level names to label values", _RETRAIN)
+        raise InputError(where, f"records levels {value!r}, not a mapping of level names to label values", _LEVELS)
     levels = {}
     for name, label in value.items():
         if isinstance(label, bool) or not isinstance(label, int) or not 1 <= label <= 255 or label in levels:
@@ -81,7 +82,10 @@ def stored_levels(value, where) -> dict[int, str]:
                 where, f"records level {name!r} at label {label!r}: not a distinct value in 1..255", _RETRAIN
             )
         levels[label] = str(name)
-    return check_known_names(levels, where)
+    try:
+        return check_known_names(levels, where)
+    except InputError as err:
+        raise InputError(where, err.problem, _LEVELS) from err
 
 
 def _run_config(path: Path) -> dict:

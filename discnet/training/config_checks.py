@@ -2,7 +2,8 @@
 
 Hydra checks that keys exist; this checks what they hold: ``seed`` an integer from 0 to 2**32 - 1, ``image_size`` an integer
 from 8 to its limit, ``model.batch_size`` and ``trainer.max_epochs`` positive (``-1``: no epoch limit),
-the network's settings of the right types and sizes. Each failure is an InputError naming the override.
+the network's settings of the right types and sizes, a ``levels`` file of lumbar level names at label values
+1..255 (what predict accepts from the checkpoint). Each failure is an InputError naming the override.
 
 Example:
     >>> from omegaconf import OmegaConf
@@ -16,6 +17,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from discnet.errors import InputError
+from discnet.inference.predict import levels_and_values
+from discnet.io.levels import read_levels
 from discnet.io.limits import check_limit
 from discnet.models.checkpoint import check_net_kwargs
 
@@ -52,3 +55,6 @@ def check_train_config(cfg: DictConfig) -> None:
         _integer(cfg, "trainer.max_epochs", 1, allowed=(-1,))
     net = _value(cfg, "model.net")
     check_net_kwargs(OmegaConf.to_container(net, resolve=True) if net is not None else {}, "model.net")
+    levels = _value(cfg, "levels")
+    if levels is not None:  # lumbar names, label values 1..255: what predict accepts from the checkpoint
+        levels_and_values(read_levels(str(levels)), str(levels))

@@ -27,8 +27,20 @@ def test_predict_scans_writes_masks_and_tables_then_keeps_them(tmp_path, monkeyp
     assert [job.name for job in seen] == ["scan"] and warnings == [None]
     mask = read_volume(jobs[0].mask, kind="label")
     assert mask.shape == truth.shape and (mask.array > 0).sum() == (truth.array > 0).sum()
-    assert {p.name for p in report.written} >= {"volumes.csv", "measurements.csv"}
+    assert report.volumes.name == "volumes.csv" and "measurements.csv" in {p.name for p in report.tables}
     assert pd.read_csv(out / "volumes.csv")["level"].tolist() == ["L3-L4", "L4-L5", "L5-S1"]
     again = predict_scans(jobs, nets, settings, [ckpt], out, PredictOptions(expected_discs=3, skip_existing=True))
     assert (again.segmented, again.kept) == (0, 1)
     assert pd.read_csv(out / "volumes.csv")["level"].tolist() == ["L3-L4", "L4-L5", "L5-S1"]  # re-read, same rows
+
+
+def test_an_uncertainty_option_gives_each_job_its_map(tmp_path):
+    scan, _ = synthetic(tmp_path)
+    ckpt = save_checkpoint(tmp_path / "m.ckpt")
+    nets, settings = load_models([ckpt])
+    out = tmp_path / "out"
+    jobs = plan_jobs(collect_inputs([scan]), out, [scan], [ckpt])
+    options = PredictOptions(expected_discs=3, tta="flip", uncertainty="entropy")
+    report = predict_scans(jobs, nets, settings, [ckpt], out, options)
+    assert (out / "scan_uncertainty.nii.gz").is_file() and report.flagged is not None
+    assert report.volumes == out / "volumes.csv" and (out / "uncertainty.csv") in report.tables
