@@ -150,3 +150,22 @@ def test_zooming_in_enlarges_the_disc():
     cfg = dataclasses.replace(AugmentConfig(), scaling_p=1.0, scaling=(1.3, 1.4))
     _, lab = augment_batch(images, labels, cfg, batch_generator(0, 0, 0))
     assert (lab.flatten(1).sum(1) > 1.5 * labels.flatten(1).sum(1)).all()
+
+
+@pytest.mark.parametrize("size", [(64, 64), (48, 80)])
+def test_the_lattice_grid_is_the_full_grid_plus_the_upsampled_displacement(size):
+    """Built on the lattice and upsampled once, the grid equals the full-resolution affine grid plus the
+    displacement upsampled to full resolution (bilinear interpolation is linear)."""
+    import torch.nn.functional as F
+
+    from discnet.data.augment import _affine_grid, _sampling_grid
+
+    h, w = size
+    g = torch.Generator().manual_seed(0)
+    angle, zoom, noise = torch.tensor([0.2, -0.1]), torch.tensor([1.1, 0.9]), torch.randn(2, 2, 8, 8, generator=g)
+    lattice = (max(8, h // 8), max(8, w // 8))
+    field = F.interpolate(noise, size=lattice, mode="bicubic", align_corners=True)
+    field = F.interpolate(field, size=size, mode="bilinear", align_corners=True).flip(1)
+    expected = _affine_grid(angle, zoom, size) + field * torch.tensor([2 / (w - 1), 2 / (h - 1)])[:, None, None]
+    got = _sampling_grid(angle, zoom, noise, size)
+    torch.testing.assert_close(got, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
