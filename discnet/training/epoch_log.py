@@ -42,6 +42,8 @@ def quiet_lightning() -> None:
     if not any(isinstance(f, _DropNoise) for f in logger.filters):
         logger.addFilter(_DropNoise())
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated")
+    # on a SLURM login node: discnet reaches SLURM through Hydra's submitit launcher, which runs srun itself
+    warnings.filterwarnings("ignore", message=r"The `srun` command is available on your system but is not used")
 
 
 def is_terminal(stream=None) -> bool:

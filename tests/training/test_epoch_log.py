@@ -29,6 +29,19 @@ def test_lightnings_tip_is_dropped_and_other_messages_kept(caplog):
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]
 
 
+def test_lightnings_srun_hint_is_silenced_and_other_warnings_kept():
+    import warnings
+
+    from lightning.pytorch.utilities import rank_zero_warn
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()
+        rank_zero_warn("The `srun` command is available on your system but is not used. HINT: ...")
+        rank_zero_warn("something a user should read")
+    assert [str(w.message) for w in caught] == ["something a user should read"]
+
+
 def test_the_progress_bar_counts_epochs_from_one():
     from types import SimpleNamespace
 
