@@ -43,6 +43,7 @@ VARIANTS = {
     "size128": ("lumbar_t2", ["image_size=128"]),
     "paper": ("lumbar_t2_paper", []),
     "quick": ("few_scans_quick", ["data=lumbar_t2"]),  # the <= 10-minute first look: 8 epochs at 160 px
+    "recipe_x2": ("lumbar_t2", ["trainer.max_epochs=36"]),  # twice the steps (longer.py, beside the peer's)
 }
 BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-scan fold
 
@@ -110,12 +111,13 @@ def score_run(args, variant: str, held: str, run_dir: Path) -> list[pd.DataFrame
     ]
 
 
-def baseline(args, held: str) -> list[pd.DataFrame]:
-    out = args.work / "monai" / held
+def baseline(args, held: str, steps: int = BASELINE_STEPS, name: str = "monai") -> list[pd.DataFrame]:
+    """The MONAI peer on fold ``held`` after ``steps`` optimizer steps (folder ``work/<name>/<held>``), scored."""
+    out = args.work / name / held
     if not (out / "summary.json").is_file():
         if args.score_only:
             return []
-        sh(sys.executable, HERE / "monai_baseline.py", "--held-out", held, "--steps", BASELINE_STEPS, "--size", 192,
+        sh(sys.executable, HERE / "monai_baseline.py", "--held-out", held, "--steps", steps, "--size", 192,
            "--data", args.data, "-o", out)  # fmt: skip
     summary = pd.read_json(out / "summary.json", typ="series")
     return [
@@ -209,7 +211,8 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=ROOT / "experiments" / "lumbar_t2" / "work")
     parser.add_argument("--results", type=Path, default=HERE / "results")
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    default = [v for v in VARIANTS if v != "recipe_x2"]  # recipe_x2 is longer.py's, on every fold
+    parser.add_argument("--variants", nargs="+", default=default, choices=list(VARIANTS))
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     parser.add_argument("--no-final", action="store_true", help="skip the final model on all subjects")
     args = parser.parse_args()
