@@ -3,9 +3,9 @@
 glibc returns freed blocks above its mmap threshold (and heap tops above its trim threshold) to the
 operating system; the next batch's buffers of the same size are then mapped and zero-filled by the
 kernel again. On-the-fly augmentation at 512 px makes several such buffers per batch (grids, resampled
-slices), and on a 2-core CPU the page faults cost as much as the resampling itself (measured: 430 ->
-650 augmented slices/s, ``experiments/benchmarks``). PyTorch's CPU tuning guide preloads jemalloc or
-tcmalloc for the same reason; :func:`keep_freed_memory` does it with glibc's own ``mallopt``: blocks up
+slices), and on a 2-core CPU the page faults cost as much as the resampling itself (measured: 361.6
+-> 555.8 augmented slices/s, ``experiments/benchmarks/results-cpu-allocator.json``). PyTorch's CPU
+tuning guide preloads jemalloc or tcmalloc for the same reason; :func:`keep_freed_memory` does it with glibc's own ``mallopt``: blocks up
 to 32 MiB come from the heap, and up to 1 GiB of freed heap is kept. Numbers are unchanged, only where
 memory comes from. Elsewhere than glibc (macOS, musl) it does nothing.
 
