@@ -44,6 +44,8 @@ VARIANTS = {
     "paper": ("lumbar_t2_paper", []),
     "quick": ("few_scans_quick", ["data=lumbar_t2"]),  # the <= 10-minute first look: 8 epochs at 160 px
     "recipe_x2": ("lumbar_t2", ["trainer.max_epochs=36"]),  # twice the steps (longer.py, beside the peer's)
+    "recipe_x2_seed1": ("lumbar_t2", ["trainer.max_epochs=36", "seed=1"]),  # seeds_x2.py: its ensemble
+    "recipe_x2_seed2": ("lumbar_t2", ["trainer.max_epochs=36", "seed=2"]),
 }
 BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-scan fold
 
@@ -141,9 +143,12 @@ ENSEMBLES = {
 EVERY_FOLD = tuple(v for seeds in ENSEMBLES.values() for v in seeds)
 
 
-def ensemble(args, name: str, held: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
-    """The three seeds of ``ENSEMBLES[name]`` on fold ``held`` as one: its scores, its uncertainty rows."""
-    seeds = [args.work / "train" / v / held for v in ENSEMBLES[name]]
+def ensemble(
+    args, name: str, held: str, members: tuple[str, ...] | None = None
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The three seeds of ``ENSEMBLES[name]`` (or ``members``) on fold ``held`` as one: its scores, its
+    uncertainty rows."""
+    seeds = [args.work / "train" / v / held for v in members or ENSEMBLES[name]]
     if not all(complete(s) for s in seeds):
         return None, None
     out = args.work / "predict" / f"{name}_ensemble" / held
@@ -211,7 +216,7 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=ROOT / "experiments" / "lumbar_t2" / "work")
     parser.add_argument("--results", type=Path, default=HERE / "results")
-    default = [v for v in VARIANTS if v != "recipe_x2"]  # recipe_x2 is longer.py's, on every fold
+    default = [v for v in VARIANTS if not v.startswith("recipe_x2")]  # longer.py's and seeds_x2.py's
     parser.add_argument("--variants", nargs="+", default=default, choices=list(VARIANTS))
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     parser.add_argument("--no-final", action="store_true", help="skip the final model on all subjects")
