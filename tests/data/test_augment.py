@@ -108,8 +108,8 @@ def test_a_spatial_transform_leaves_the_slices_it_skips_bit_identical(transform)
 
 @pytest.mark.parametrize(("angle", "zoom", "size"), [(0.3, 1.0, (40, 56)), (-0.2, 1.3, (56, 40)), (0.0, 0.8, (33, 33))])
 def test_the_rotation_and_zoom_grid_resamples_as_monais_warp_does(angle, zoom, size):
-    """The grid (built on a lattice of an eighth of the slice, upsampled bilinearly) is the same geometry
-    as a displacement field in pixels resampled by MONAI's Warp."""
+    """The rotation and zoom grid is the same geometry as a displacement field in pixels resampled by
+    MONAI's Warp."""
     import warnings
 
     import torch.nn.functional as F
@@ -152,20 +152,56 @@ def test_zooming_in_enlarges_the_disc():
     assert (lab.flatten(1).sum(1) > 1.5 * labels.flatten(1).sum(1)).all()
 
 
-@pytest.mark.parametrize("size", [(64, 64), (48, 80)])
-def test_the_lattice_grid_is_the_full_grid_plus_the_upsampled_displacement(size):
-    """Built on the lattice and upsampled once, the grid equals the full-resolution affine grid plus the
-    displacement upsampled to full resolution (bilinear interpolation is linear)."""
+@pytest.mark.parametrize("size", [(64, 64), (48, 80), (512, 512)])
+def test_the_elastic_grid_is_the_affine_grid_plus_the_bicubically_upsampled_displacement(size):
+    """The displacement, upsampled by two matmuls, is F.interpolate's bicubic upsampling of the draws,
+    added in normalised units (columns to x, rows to y)."""
     import torch.nn.functional as F
 
-    from discnet.data.augment import _affine_grid, _sampling_grid
+    from discnet.data.augment import _sampling_grid
 
     h, w = size
     g = torch.Generator().manual_seed(0)
     angle, zoom, noise = torch.tensor([0.2, -0.1]), torch.tensor([1.1, 0.9]), torch.randn(2, 2, 8, 8, generator=g)
-    lattice = (max(8, h // 8), max(8, w // 8))
-    field = F.interpolate(noise, size=lattice, mode="bicubic", align_corners=True)
-    field = F.interpolate(field, size=size, mode="bilinear", align_corners=True).flip(1)
-    expected = _affine_grid(angle, zoom, size) + field * torch.tensor([2 / (w - 1), 2 / (h - 1)])[:, None, None]
+    field = F.interpolate(noise, size=size, mode="bicubic", align_corners=True).flip(1).permute(0, 2, 3, 1)
+    expected = _sampling_grid(angle, zoom, None, size) + field * torch.tensor([2 / (w - 1), 2 / (h - 1)])
     got = _sampling_grid(angle, zoom, noise, size)
-    torch.testing.assert_close(got, expected.permute(0, 2, 3, 1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_the_mirror_folded_into_the_warp_is_the_warp_then_a_flip():
+    """A warped slice that is also mirrored samples column W-1-c of the warp (one resampling, no flip)."""
+    import torch.nn.functional as F
+
+    from discnet.data.augment import _sampling_grid
+
+    g = torch.Generator().manual_seed(3)
+    image = torch.rand(2, 1, 40, 56, generator=g)
+    angle, zoom, noise = torch.tensor([0.2, -0.3]), torch.tensor([1.2, 0.9]), torch.randn(2, 2, 8, 8, generator=g)
+    plain = F.grid_sample(image, _sampling_grid(angle, zoom, noise, (40, 56)), align_corners=True)
+    mirrored = _sampling_grid(angle, zoom, noise, (40, 56), torch.tensor([True, False]))
+    got = F.grid_sample(image, mirrored, align_corners=True)
+    torch.testing.assert_close(got[0], plain[0].flip(-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(got[1], plain[1], atol=1e-6, rtol=0)
+
+
+def test_warped_labels_are_sampled_by_nearest_neighbour():
+    """The warped mask takes, at each pixel, the label of the input pixel nearest to where it samples the
+    image: labels 0/1 only, never a blend."""
+    import torch.nn.functional as F
+
+    images, labels = _batch(n=8, size=64)
+    cfg = dataclasses.replace(AugmentConfig(), rotation_p=1.0, scaling_p=1.0)
+    _, lab = augment_batch(images, labels, cfg, batch_generator(2, 0, 0))
+    # the same draws, resampled with the image's grid: nearest on the mask
+    from discnet.data.augment import _sampling_grid
+
+    g = batch_generator(2, 0, 0)
+    angle = torch.where(torch.rand(8, generator=g) < 1.0, torch.rand(8, generator=g) * 2 - 1, torch.zeros(8))
+    zoom_low, zoom_high = cfg.scaling
+    zoom = torch.where(
+        torch.rand(8, generator=g) < 1.0, zoom_low + (zoom_high - zoom_low) * torch.rand(8, generator=g), torch.ones(8)
+    )
+    grid = _sampling_grid(angle * math.radians(cfg.rotation_deg), zoom, None, (64, 64))
+    expected = F.grid_sample(labels[:, None].float(), grid, "nearest", "zeros", align_corners=True)[:, 0]
+    assert torch.equal(lab, expected.to(lab.dtype))
