@@ -3,8 +3,8 @@
 Each transform is applied to a sample with its own probability, with parameters drawn per sample,
 in nnU-Net's order: a spatial warp (rotation, scaling, elastic deformation and the anterior-posterior
 mirror combined into one sampling grid, resampled by torch's ``grid_sample``: bilinear for the image,
-nearest neighbour for the mask, so a label is never blended), Gaussian noise, Gaussian blur (MONAI's Gaussian kernel), multiplicative
-brightness, contrast, simulated low resolution and gamma. Every draw comes from the ``generator``
+nearest neighbour for the mask, so a label is never blended), Gaussian noise, Gaussian blur (MONAI's
+Gaussian kernel), multiplicative brightness, contrast, simulated low resolution and gamma. Every draw comes from the ``generator``
 given, so a batch is augmented the same way for the same seed, epoch and step, on any device,
 whatever was drawn before (a resumed run augments exactly as an uninterrupted one). Each transform
 works only on the slices it picks, in place on one copy of the batch. ``augment=none`` (the paper)
@@ -89,6 +89,8 @@ class AugmentConfig:
         for f in dataclasses.fields(self):
             if f.name.endswith("_p") and not 0.0 <= float(getattr(self, f.name)) <= 1.0:
                 raise ValueError(f"augment.{f.name} must be a probability in [0, 1], not {getattr(self, f.name)}")
+        if min(self.gamma) <= 0:
+            raise ValueError(f"augment.gamma must be a range of positive exponents, not {list(self.gamma)}")
 
     @property
     def active(self) -> bool:
@@ -198,7 +200,7 @@ def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> None:
         displacement = torch.where(elastic[idx, None, None, None], noise[idx], torch.zeros(()))
         grid = _sampling_grid(
             angle[idx], zoom[idx], displacement if bool(elastic.any()) else None, size, mirror[idx]
-        ).to(images.device)
+        ).to(images.device, images.dtype)
         images[idx] = F.grid_sample(images[idx], grid, "bilinear", "zeros", align_corners=True)
         mask = labels[idx][:, None].to(images.dtype)
         labels[idx] = F.grid_sample(mask, grid, "nearest", "zeros", align_corners=True)[:, 0].to(labels.dtype)

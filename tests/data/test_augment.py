@@ -205,3 +205,34 @@ def test_warped_labels_are_sampled_by_nearest_neighbour():
     grid = _sampling_grid(angle * math.radians(cfg.rotation_deg), zoom, None, (64, 64))
     expected = F.grid_sample(labels[:, None].float(), grid, "nearest", "zeros", align_corners=True)[:, 0]
     assert torch.equal(lab, expected.to(lab.dtype))
+
+
+def test_warped_slices_keep_their_mirror_and_the_draws_keep_their_order():
+    """Through augment_batch: with every slice rotated, the mirrored ones (the mirror draw comes after
+    rotation, scaling and elastic's) are the unmirrored batch flipped, the others unchanged."""
+    images, labels = _batch(n=8, size=48)
+    cfg = dataclasses.replace(AugmentConfig(), rotation_p=1.0, mirror_p=0.5)
+    out, lab = augment_batch(images, labels, cfg, batch_generator(5, 0, 0))
+    plain, plain_lab = augment_batch(images, labels, dataclasses.replace(cfg, mirror_p=0.0), batch_generator(5, 0, 0))
+    g = batch_generator(5, 0, 0)
+    for _ in range(5):  # rotation chosen, angle, scaling chosen, zoom, elastic chosen
+        torch.rand(8, generator=g)
+    torch.randn(8, 2, 8, 8, generator=g)  # the elastic draws
+    mirrored = torch.rand(8, generator=g) < 0.5
+    assert 0 < int(mirrored.sum()) < 8
+    torch.testing.assert_close(out[mirrored], plain[mirrored].flip(-1), atol=1e-5, rtol=0)
+    assert (lab[mirrored] != plain_lab[mirrored].flip(-1)).float().mean() < 0.01
+    assert torch.equal(out[~mirrored], plain[~mirrored]) and torch.equal(lab[~mirrored], plain_lab[~mirrored])
+
+
+def test_double_images_are_warped_in_double():
+    images, labels = _batch(n=2, size=32)
+    out, _ = augment_batch(
+        images.double(), labels, dataclasses.replace(AugmentConfig(), rotation_p=1.0), batch_generator(0, 0, 0)
+    )
+    assert out.dtype == torch.float64
+
+
+def test_a_gamma_range_reaching_zero_is_refused():
+    with pytest.raises(ValueError, match="gamma"):
+        AugmentConfig(gamma=(0.0, 1.5))
