@@ -46,6 +46,16 @@ VARIANTS = {
     "recipe_x2": ("lumbar_t2", ["trainer.max_epochs=36"]),  # twice the steps (longer.py, beside the peer's)
     "recipe_x2_seed1": ("lumbar_t2", ["trainer.max_epochs=36", "seed=1"]),  # seeds_x2.py: its ensemble
     "recipe_x2_seed2": ("lumbar_t2", ["trainer.max_epochs=36", "seed=2"]),
+    # seeds_x2.py --settings with_background_x2: the Dice term with background, three seeds at 396 steps
+    "with_background_x2": ("lumbar_t2", ["trainer.max_epochs=36", "model.loss.include_background=true"]),
+    "with_background_x2_seed1": (
+        "lumbar_t2",
+        ["trainer.max_epochs=36", "model.loss.include_background=true", "seed=1"],
+    ),
+    "with_background_x2_seed2": (
+        "lumbar_t2",
+        ["trainer.max_epochs=36", "model.loss.include_background=true", "seed=2"],
+    ),
 }
 BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-scan fold
 
