@@ -123,14 +123,15 @@ def score_run(args, variant: str, held: str, run_dir: Path) -> list[pd.DataFrame
     ]
 
 
-def baseline(args, held: str, steps: int = BASELINE_STEPS, name: str = "monai") -> list[pd.DataFrame]:
-    """The MONAI peer on fold ``held`` after ``steps`` optimizer steps (folder ``work/<name>/<held>``), scored."""
+def baseline(args, held: str, steps: int = BASELINE_STEPS, name: str = "monai", seed: int = 0) -> list[pd.DataFrame]:
+    """The MONAI peer (``seed``) on fold ``held`` after ``steps`` optimizer steps (folder ``work/<name>/<held>``),
+    scored."""
     out = args.work / name / held
     if not (out / "summary.json").is_file():
         if args.score_only:
             return []
         sh(sys.executable, HERE / "monai_baseline.py", "--held-out", held, "--steps", steps, "--size", 192,
-           "--data", args.data, "-o", out)  # fmt: skip
+           "--data", args.data, "--seed", seed, "-o", out)  # fmt: skip
     summary = pd.read_json(out / "summary.json", typ="series")
     return [
         evaluate(args, folder, held).assign(

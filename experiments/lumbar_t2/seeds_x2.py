@@ -1,5 +1,5 @@
 """Three seeds at twice the steps: recipe_x2 (36 epochs, 396 steps) with seeds 0, 1 and 2 on every fold,
-each scored alone and the three as one ensemble, beside the MONAI peer at 396 steps (one seed);
+each scored alone and the three as one ensemble, beside the MONAI peer at 396 steps (``--peer-seeds``: 0 by default; 0 1 2 for its seed spread);
 ``--settings with_background_x2`` does the same for the recipe with the Dice term's background on.
 
 The single-seed spread on one fold was 0.73-0.87 at 198 steps (``results/ablation.csv``), so one seed per
@@ -65,7 +65,9 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--folds", nargs="+", default=list(SUBJECTS), choices=SUBJECTS)
     parser.add_argument("--settings", nargs="+", default=["recipe_x2"], choices=list(SETTINGS))
-    parser.add_argument("--peer", action=argparse.BooleanOptionalAction, default=True, help="train the peer too")
+    parser.add_argument(
+        "--peer-seeds", nargs="*", type=int, default=[0], help="the peer's seeds (none: only those run)"
+    )
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     args = parser.parse_args()
     rows: list[pd.DataFrame] = []
@@ -80,8 +82,11 @@ def main() -> None:
             table, _ = ensemble(args, setting, held, SETTINGS[setting])
             if table is not None:
                 rows.append(table.drop(columns=["tta"]).assign(method=f"discnet {setting}, 3-seed ensemble"))
-        if args.peer or (args.work / "monai_x2" / held / "summary.json").is_file():
-            rows += [t.drop(columns=["tta"]) for t in baseline(args, held, STEPS, "monai_x2")]
+        for seed in range(3):
+            folder = "monai_x2" if seed == 0 else f"monai_x2_seed{seed}"
+            if seed in args.peer_seeds or (args.work / folder / held / "summary.json").is_file():
+                peer = baseline(args, held, STEPS, folder, seed)
+                rows += [t.drop(columns=["tta"]).assign(method=f"MONAI BasicUNet seed {seed}") for t in peer]
         pd.concat(rows, ignore_index=True).to_csv(args.results / "seeds_x2.csv", index=False)
         text = _table(rows)
         (args.results / "seeds_x2.md").write_text(text, encoding="utf-8")
