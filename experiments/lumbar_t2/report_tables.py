@@ -18,6 +18,20 @@ MAIN = ("discnet recipe", "MONAI BasicUNet", "discnet augmented")
 LEVELS = ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
 
 
+def side_by_side(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """longer.py's and seeds_x2.py's tables of scored runs: whole-volume Dice per method and fold (with the
+    mean), per-level Dice, precision, recall and volume ratio (orphan removal on), training seconds."""
+    whole = table[table["level"].astype(str) == "all"]
+    wide = whole.pivot_table(index=["method", "orphan_removal"], columns="held_out", values="dice").round(4)
+    wide["mean"] = wide.mean(axis=1).round(4)
+    levels = table[(table["level"].astype(str) != "all") & table["orphan_removal"]].assign(
+        volume_ratio=lambda t: t["pred_mm3"] / t["true_mm3"]
+    )
+    per_level = levels.groupby(["method", "level"])[["dice", "precision", "recall", "volume_ratio"]].mean().round(3)
+    seconds = whole.groupby(["method", "held_out"])["train_s"].first().round(0).unstack()
+    return wide, per_level, seconds
+
+
 def _whole(rows: pd.DataFrame) -> pd.DataFrame:
     return rows[rows["level"] == "all"]
 

@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+from report_tables import side_by_side
 from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, baseline, ensemble, score_run, train
 
 #: setting -> its three seeds (run.VARIANTS)
@@ -26,15 +27,7 @@ STEPS = 2 * BASELINE_STEPS
 
 
 def _table(rows: list[pd.DataFrame]) -> str:
-    table = pd.concat(rows, ignore_index=True)
-    whole = table[table["level"].astype(str) == "all"]
-    wide = whole.pivot_table(index=["method", "orphan_removal"], columns="held_out", values="dice").round(4)
-    wide["mean"] = wide.mean(axis=1).round(4)
-    on = table[(table["level"].astype(str) != "all") & table["orphan_removal"]].assign(
-        volume_ratio=lambda t: t["pred_mm3"] / t["true_mm3"]
-    )
-    per_level = on.groupby(["method", "level"])[["dice", "precision", "recall", "volume_ratio"]].mean().round(3)
-    seconds = whole.groupby(["method", "held_out"])["train_s"].first().round(0).unstack()
+    wide, per_level, seconds = side_by_side(pd.concat(rows, ignore_index=True))
     return "\n".join([
         "# Three seeds per setting at 396 steps, alone and as an ensemble, beside the MONAI peer at 396 steps",
         "",
