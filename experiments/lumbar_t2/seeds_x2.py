@@ -19,11 +19,30 @@ from pathlib import Path
 
 import pandas as pd
 from report_tables import side_by_side
-from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, baseline, ensemble, score_run, train
+from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, X2_SETTINGS, baseline, ensemble, score_run, train
 
 #: setting -> its three seeds (run.VARIANTS)
-SETTINGS = {name: (name, f"{name}_seed1", f"{name}_seed2") for name in ("recipe_x2", "with_background_x2")}
+SETTINGS = {name: (name, f"{name}_seed1", f"{name}_seed2") for name in X2_SETTINGS}
 STEPS = 2 * BASELINE_STEPS
+
+
+def with_earlier(rows: pd.DataFrame, csv: Path) -> pd.DataFrame:
+    """``rows`` and the rows of ``csv`` (an earlier run, perhaps on another machine) of the (fold, method)
+    pairs that ``rows`` does not score: a fold or setting run later adds to the table instead of replacing it.
+
+    Example:
+        >>> new = pd.DataFrame({"held_out": ["sub11"], "method": ["a"], "dice": [0.8]})
+        >>> with_earlier(new, Path("/nonexistent.csv")).equals(new)
+        True
+    """
+    if not csv.is_file():
+        return rows
+    earlier = pd.read_csv(csv)
+    if rows.empty:
+        return earlier
+    scored = pd.MultiIndex.from_frame(rows[["held_out", "method"]])
+    kept = earlier[~pd.MultiIndex.from_frame(earlier[["held_out", "method"]]).isin(scored)]
+    return pd.concat([kept, rows], ignore_index=True)
 
 
 def _table(rows: list[pd.DataFrame]) -> str:
@@ -80,8 +99,10 @@ def main() -> None:
             if seed in args.peer_seeds or (args.work / folder / held / "summary.json").is_file():
                 peer = baseline(args, held, STEPS, folder, seed)
                 rows += [t.drop(columns=["tta"]).assign(method=f"MONAI BasicUNet seed {seed}") for t in peer]
-        pd.concat(rows, ignore_index=True).to_csv(args.results / "seeds_x2.csv", index=False)
-        text = _table(rows)
+        scored = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["held_out", "method"])
+        table = with_earlier(scored, args.results / "seeds_x2.csv")
+        table.to_csv(args.results / "seeds_x2.csv", index=False)
+        text = _table([table])
         (args.results / "seeds_x2.md").write_text(text, encoding="utf-8")
         print(text, flush=True)
 
