@@ -97,10 +97,11 @@ def curves(args, fold: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def plot_curves(history: pd.DataFrame, fold: str, out: Path) -> None:
+def plot_curves(history: pd.DataFrame, fold: str, out: Path, bold: tuple[str, ...] = ("recipe", "paper")) -> None:
+    """val/dsc per epoch of each ``history["variant"]`` on held-out ``fold``; the ``bold`` ones drawn thick."""
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for variant, runs in history.groupby("variant"):
-        style = {"linewidth": 2.5} if variant in ("recipe", "paper") else {"linewidth": 1, "alpha": 0.7}
+        style = {"linewidth": 2.5} if variant in bold else {"linewidth": 1, "alpha": 0.7}
         ax.plot(runs["epoch"] + 1, runs["val/dsc"], label=variant, **style)
     ax.set(xlabel="epoch", ylabel=f"val/dsc ({fold}, held out)", ylim=(0, 1))
     ax.set_title(f"Validation Dice per epoch on held-out {fold}, two training scans", fontsize=10)

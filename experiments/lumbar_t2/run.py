@@ -1,6 +1,7 @@
 """Leave-one-out on the three public lumbar T2 scans: discnet's few-scan recipe beside a plain MONAI peer.
 
-For each held-out subject: train the recipe (``experiment=lumbar_t2``) on the other two, predict the
+For each held-out subject: train the recipe (the earlier lumbar_t2, :data:`EARLIER_RECIPE`: no
+augmentation, 198 steps; ``seeds_x2.py`` measures the preset as shipped) on the other two, predict the
 held-out scan with ``last.ckpt`` (never the best epoch, which is chosen on the held-out scan itself),
 with and without orphan removal and with test-time mirroring, and score it with ``discnet evaluate``;
 train the MONAI baseline (``monai_baseline.py``) on the same fold with the same number of steps and score
@@ -9,7 +10,7 @@ preset; on every fold two more seeds of the recipe, the three-seed ensemble and 
 is a command printed before it runs; finished steps are skipped on a re-run (``--score-only`` scores the
 runs that exist and trains nothing). Results go to ``--results``.
 
-    python experiments/lumbar_t2/run.py            # make lumbar-t2
+    python experiments/lumbar_t2/run.py            # make lumbar-t2 (then seeds_x2.py)
 """
 
 from __future__ import annotations
@@ -31,20 +32,36 @@ SUBJECTS = ("sub11", "sub20", "sub25")
 ABLATION_FOLD = "sub25"
 
 
-def three_seeds(name: str, overrides: list[str]) -> dict[str, tuple[str, list[str]]]:
-    """``name`` (seed 0), ``name_seed1`` and ``name_seed2``: one lumbar_t2 setting with three seeds."""
-    return {f"{name}{suffix}": ("lumbar_t2", [*overrides, *extra])
-            for suffix, extra in (("", []), ("_seed1", ["seed=1"]), ("_seed2", ["seed=2"]))}  # fmt: skip
+#: The recipe that run.py's tables (results/results.md) score: lumbar_t2 as it was until the preset took
+#: augmentation, the background's Dice and 396 steps (seeds_x2.py measures the preset as shipped).
+EARLIER_RECIPE = ("augment=none", "model.loss.include_background=false", "trainer.max_epochs=18")
+
+
+def earlier_recipe(*overrides: str) -> tuple[str, list[str]]:
+    """lumbar_t2 with :data:`EARLIER_RECIPE`'s values, then ``overrides`` (a key given twice: the last).
+
+    Example:
+        >>> earlier_recipe("augment=few_scans", "seed=1")[1]
+        ['augment=few_scans', 'model.loss.include_background=false', 'trainer.max_epochs=18', 'seed=1']
+    """
+    values = dict(o.split("=", 1) for o in (*EARLIER_RECIPE, *overrides))
+    return "lumbar_t2", [f"{key}={value}" for key, value in values.items()]
+
+
+def three_seeds(name: str, *overrides: str) -> dict[str, tuple[str, list[str]]]:
+    """``name`` (seed 0), ``name_seed1`` and ``name_seed2``: one setting of the earlier recipe, three seeds."""
+    return {f"{name}{suffix}": earlier_recipe(*overrides, *extra)
+            for suffix, extra in (("", ()), ("_seed1", ("seed=1",)), ("_seed2", ("seed=2",)))}  # fmt: skip
 
 
 #: variant -> (experiment, overrides); the ablations switch one lever of the recipe off (``augmented``: on).
 VARIANTS = {
-    **three_seeds("recipe", []),
-    **three_seeds("augmented", ["augment=few_scans"]),
-    "no_context": ("lumbar_t2", ["model.context_slices=0"]),
-    "with_background": ("lumbar_t2", ["model.loss.include_background=true"]),
-    "constant_lr": ("lumbar_t2", ["optim.schedule=constant", "optim.warmup_epochs=0"]),
-    "size128": ("lumbar_t2", ["image_size=128"]),
+    **three_seeds("recipe"),
+    **three_seeds("augmented", "augment=few_scans"),
+    "no_context": earlier_recipe("model.context_slices=0"),
+    "with_background": earlier_recipe("model.loss.include_background=true"),
+    "constant_lr": earlier_recipe("optim.schedule=constant", "optim.warmup_epochs=0"),
+    "size128": earlier_recipe("image_size=128"),
     "paper": ("lumbar_t2_paper", []),
     "quick": ("few_scans_quick", ["data=lumbar_t2"]),  # the <= 10-minute first look: 8 epochs at 160 px
 }
@@ -55,11 +72,13 @@ X2_SETTINGS = {
     "recipe_x2": ["trainer.max_epochs=36"],
     "with_background_x2": ["trainer.max_epochs=36", "model.loss.include_background=true"],
     # the Dice term's background with nnU-Net's 2D augmentation (augment=few_scans), whose extra variety
-    # is given the longer schedule: the no-augmentation runs reached 0.72-0.86 by seed on one fold
+    # is given the longer schedule: the no-augmentation runs reached 0.72-0.86 by seed on one fold.
+    # The lumbar_t2 preset as shipped.
     "augmented_bg_x2": ["trainer.max_epochs=36", "model.loss.include_background=true", "augment=few_scans"],
 }
-X2_VARIANTS = {v: spec for name, overrides in X2_SETTINGS.items() for v, spec in three_seeds(name, overrides).items()}
+X2_VARIANTS = {v: spec for name, overrides in X2_SETTINGS.items() for v, spec in three_seeds(name, *overrides).items()}
 VARIANTS.update(X2_VARIANTS)
+VARIANTS["preset"] = ("lumbar_t2", [])  # the final model: the preset as shipped, no override
 BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-scan fold
 
 
@@ -108,7 +127,9 @@ def predict(args, ckpts: list[Path], subject: str, out: Path, *flags: str) -> pd
     return evaluate(args, out, subject)
 
 
-def score_run(args, variant: str, held: str, run_dir: Path) -> list[pd.DataFrame]:
+def score_run(args, variant: str, held: str, run_dir: Path, tta: bool | None = None) -> list[pd.DataFrame]:
+    """``last.ckpt`` of ``run_dir`` on the held-out scan: orphan removal on, off, and (``tta``; by default
+    for the recipe only) on with test-time mirroring."""
     ckpt = RunFolder(run_dir).checkpoint("last")
     summary = read_summary(run_dir)
     out = args.work / "predict" / variant / held
@@ -116,7 +137,7 @@ def score_run(args, variant: str, held: str, run_dir: Path) -> list[pd.DataFrame
         predict(args, [ckpt], held, out / "orphans_removed", "--qc").assign(orphan_removal=True, tta="none"),
         predict(args, [ckpt], held, out / "raw_mask", "--no-orphan-removal").assign(orphan_removal=False, tta="none"),
     ]
-    if variant == "recipe":
+    if variant == "recipe" if tta is None else tta:
         tables.append(
             predict(args, [ckpt], held, out / "tta_flip", "--tta", "flip").assign(orphan_removal=True, tta="flip")
         )
@@ -195,23 +216,26 @@ def volume_agreement(args, rows: pd.DataFrame, method: str, name: str) -> Path |
     return out
 
 
-def final_model(args) -> dict | None:
-    """Train on all three scans, predict the first, check geometry and volumes against ivd-volumes."""
+def final_model(args, variant: str = "recipe", volumes_csv: str = "final_volumes.csv") -> dict | None:
+    """Train ``variant`` on all three scans, predict the first, check geometry and volumes against ivd-volumes;
+    the predicted volumes go to ``results/volumes_csv``."""
     import nibabel as nib
 
-    run_dir = train(args, "recipe", "all")
+    run_dir = train(args, variant, "all")
     if run_dir is None:
         return None
     summary, scan = read_summary(run_dir), args.data / f"{SUBJECTS[0]}_T2w.nii.gz"
-    out = args.work / "predict" / "final"
+    out = args.work / "predict" / ("final" if variant == "recipe" else f"final_{variant}")
     if not (out / "volumes.csv").is_file():
         discnet("predict", "--ckpt", RunFolder(run_dir).checkpoint("last"), scan, "--levels", args.data / "levels.csv",
                 "--out-dir", out, "--qc", "--reference", args.reference)  # fmt: skip
     image, mask = nib.load(scan), nib.load(out / f"{SUBJECTS[0]}_T2w_discs.nii.gz")
     volumes = pd.read_csv(out / "volumes.csv")
-    volumes.to_csv(args.results / "final_volumes.csv", index=False)
+    volumes.to_csv(args.results / volumes_csv, index=False)
+    experiment, overrides = VARIANTS[variant]
     return {
-        "command": f"python train.py experiment=lumbar_t2 data.train_on_val=true  (then discnet predict on {scan.name})",
+        "command": shlex.join(["python", "train.py", f"experiment={experiment}", "data.train_on_val=true", *overrides])
+        + f"  (then discnet predict on {scan.name})",
         "train_s": summary["wall_time_s"],
         "epochs": summary["epochs"],
         "training_fit_dsc": summary["last_val_dsc"],
@@ -230,7 +254,7 @@ def main() -> None:
     )
     parser.add_argument("--work", type=Path, default=ROOT / "experiments" / "lumbar_t2" / "work")
     parser.add_argument("--results", type=Path, default=HERE / "results")
-    default = [v for v in VARIANTS if v not in X2_VARIANTS]  # longer.py's and seeds_x2.py's
+    default = [v for v in VARIANTS if v not in X2_VARIANTS and v != "preset"]  # those are seeds_x2.py's
     parser.add_argument("--variants", nargs="+", default=default, choices=list(VARIANTS))
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     parser.add_argument("--no-final", action="store_true", help="skip the final model on all subjects")

@@ -1,29 +1,36 @@
-"""Three seeds at twice the steps: recipe_x2 (36 epochs, 396 steps) with seeds 0, 1 and 2 on every fold,
-each scored alone and the three as one ensemble, beside the MONAI peer at 396 steps (``--peer-seeds``: 0 by default; 0 1 2 for its seed spread);
-``--settings with_background_x2`` does the same for the recipe with the Dice term's background on.
+"""Three seeds per setting at 396 steps (36 epochs) on every fold, each scored alone and the three as one
+ensemble, beside the MONAI peer at 396 steps (``--peer-seeds``: 0 by default; 0 1 2 for its seed spread).
 
-The single-seed spread on one fold was 0.73-0.87 at 198 steps (``results/ablation.csv``), so one seed per
-method decides nothing; this driver measures the recipe's seed mean and its ensemble at the step count
-where one seed tied the peer (``results/longer.md``). The ensemble costs three trainings against the
-peer's one: the table says so. Every score is a ``last.ckpt``'s on the held-out scan (orphan removal on
-and off). Folds run in the order given; rerunning resumes from the runs that are complete. Writes
-``results/seeds_x2.csv`` and ``results/seeds_x2.md``.
+Settings (``run.X2_SETTINGS``): ``augmented_bg_x2``, the lumbar_t2 preset as shipped (nnU-Net's 2D
+augmentation and the background's Dice); ``recipe_x2`` and ``with_background_x2``, the earlier recipe
+(no augmentation) without and with the background's Dice. The single-seed spread of the earlier recipe
+on one fold was 0.72-0.87, so one seed per method decides nothing. The ensemble costs three trainings
+against the peer's one: the table says so. Every score is a ``last.ckpt``'s on the held-out scan
+(orphan removal on and off). Folds run in the order given; rerunning resumes from the runs that are
+complete, and the rows of ``results/seeds_x2.csv`` that this run does not rescore are kept. Writes
+``results/seeds_x2.csv``, ``results/seeds_x2.md``, the per-epoch scores in ``results/epochs/`` and
+``results/curves_preset.png`` (val/dsc per epoch on sub25: the preset, the earlier recipe, the paper's
+preset); ``--final`` trains the preset on all three scans (``results/final_preset.json``).
 
-    python experiments/lumbar_t2/seeds_x2.py --work /tmp/lt2work
+    python experiments/lumbar_t2/seeds_x2.py --work /tmp/lt2work --settings augmented_bg_x2 --peer-seeds 0 1 2 --final
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
-from report_tables import side_by_side
-from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, X2_SETTINGS, baseline, ensemble, score_run, train
+from report_tables import curves, plot_curves, side_by_side
+from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, X2_SETTINGS, baseline, ensemble, final_model, score_run, train
 
 #: setting -> its three seeds (run.VARIANTS)
 SETTINGS = {name: (name, f"{name}_seed1", f"{name}_seed2") for name in X2_SETTINGS}
 STEPS = 2 * BASELINE_STEPS
+CURVES_FOLD = "sub25"  # the fold of run.py's ablations and of the paper preset's curve
+#: the runs drawn in curves_preset.png (results/epochs/<variant>_sub25.csv)
+CURVES = ("augmented_bg_x2", "augmented_bg_x2_seed1", "augmented_bg_x2_seed2", "recipe_x2", "paper")
 
 
 def with_earlier(rows: pd.DataFrame, csv: Path) -> pd.DataFrame:
@@ -81,16 +88,16 @@ def main() -> None:
         "--peer-seeds", nargs="*", type=int, default=[0], help="the peer's seeds (none: only those run)"
     )
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
+    parser.add_argument("--final", action="store_true", help="also the preset on all three scans")
     args = parser.parse_args()
     rows: list[pd.DataFrame] = []
     for held in args.folds:
         for setting in args.settings:
             for seed, variant in enumerate(SETTINGS[setting]):
                 if run_dir := train(args, variant, held):
-                    rows += [
-                        t.drop(columns=["tta"]).assign(method=f"discnet {setting} seed {seed}")
-                        for t in score_run(args, variant, held, run_dir)[:2]
-                    ]
+                    for t in score_run(args, variant, held, run_dir, tta=True):
+                        tta = ", flip TTA" if (t["tta"] == "flip").all() else ""
+                        rows.append(t.drop(columns=["tta"]).assign(method=f"discnet {setting} seed {seed}{tta}"))
             table, _ = ensemble(args, setting, held, SETTINGS[setting])
             if table is not None:
                 rows.append(table.drop(columns=["tta"]).assign(method=f"discnet {setting}, 3-seed ensemble"))
@@ -105,6 +112,16 @@ def main() -> None:
         text = _table([table])
         (args.results / "seeds_x2.md").write_text(text, encoding="utf-8")
         print(text, flush=True)
+        curves(args, held)  # copies the fold's per-epoch scores into results/epochs
+    drawn = [args.results / "epochs" / f"{v}_{CURVES_FOLD}.csv" for v in CURVES]
+    history = [pd.read_csv(f).assign(variant=f.stem.removesuffix(f"_{CURVES_FOLD}")) for f in drawn if f.is_file()]
+    if history:
+        plot_curves(
+            pd.concat(history), CURVES_FOLD, args.results / "curves_preset.png", bold=("augmented_bg_x2", "paper")
+        )
+    if args.final and (final := final_model(args, "preset", "final_preset_volumes.csv")):
+        (args.results / "final_preset.json").write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(final, indent=2))
 
 
 if __name__ == "__main__":

@@ -179,14 +179,21 @@ def test_paper_presets_keep_the_papers_training(preset, tmp_path):
 
 
 @pytest.mark.parametrize("preset", ["few_scans", "few_scans_quick", "lumbar_t2"])
-def test_few_scan_presets_turn_every_lever_on_but_augmentation(preset, tmp_path):
+def test_few_scan_presets_turn_the_few_scan_levers_on(preset, tmp_path):
     cfg = _compose([f"experiment={preset}"], tmp_path)
-    assert cfg.augment.name == "none"  # measured: a tie in Dice on lumbar_t2, inflated volumes
-    augmented = _compose([f"experiment={preset}", "augment=few_scans"], tmp_path)
-    assert augment_config(OmegaConf.to_container(augmented.augment)).active
-    assert cfg.model.context_slices == 1 and cfg.model.loss.include_background is False
+    quick = preset == "few_scans_quick"  # measured without augmentation and the background's Dice
+    assert augment_config(OmegaConf.to_container(cfg.augment)).active is not quick
+    assert cfg.model.loss.include_background is not quick
+    plain = _compose([f"experiment={preset}", "augment=none"], tmp_path)
+    assert not augment_config(OmegaConf.to_container(plain.augment)).active
+    assert cfg.model.context_slices == 1
     assert cfg.optim.schedule == "cosine" and cfg.input.fit == "pad" and cfg.model.net.norm == "batch"
     assert cfg.image_size % 2**cfg.model.net.depth == 0
+
+
+def test_lumbar_t2_trains_396_steps_on_a_two_scan_fold(tmp_path):
+    cfg = _compose(["experiment=lumbar_t2"], tmp_path)
+    assert (cfg.trainer.max_epochs, cfg.image_size, cfg.augment.name) == (36, 192, "few_scans")
 
 
 @pytest.mark.parametrize(
