@@ -25,6 +25,7 @@ from discnet.inference.predict import levels_and_values, load_models
 from discnet.inference.predict_scans import PredictOptions, predict_scans
 from discnet.inference.uncertainty import FLIPS, read_reference
 from discnet.io import read_levels
+from discnet.postprocess.levels import SURPLUS
 
 
 def add_parser(subparsers) -> None:
@@ -57,6 +58,13 @@ def add_parser(subparsers) -> None:
         choices=["inferior", "superior"],
         default="inferior",
         help="when fewer discs are found, name them from this end (default inferior: L5-S1 is nearly always seen)",
+    )
+    parser.add_argument(
+        "--surplus",
+        choices=list(SURPLUS),
+        default="anchor",
+        help="when more discs are found, keep those nearest the --anchor end (default: a lumbar field of view"
+        " often reaches T12-L1 above L1-L2, while the sacrum ends it below) or the largest",
     )
     parser.add_argument("--no-orphan-removal", action="store_true", help="keep stray disc islands (paper 2.6)")
     parser.add_argument("--same-format", action="store_true", help="write in the input's format (DICOM -> NIfTI)")
@@ -166,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
         expected_discs=args.expected_discs,
         orphan_removal=not args.no_orphan_removal,
         anchor=args.anchor,
+        surplus=args.surplus,
         batch_size=args.batch_size,
         precision=args.precision,
         tta=args.tta,

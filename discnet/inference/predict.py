@@ -35,6 +35,7 @@ from discnet.io.levels import check_known_names, default_levels
 from discnet.models.checkpoint import load_net
 from discnet.models.model_settings import ModelSettings, ensemble_settings, model_settings
 from discnet.postprocess import DiscCountWarning, disc_mask, label_levels
+from discnet.postprocess.levels import kept_what
 from discnet.spine import LEVELS
 
 #: A stand-in for a network: ``(images (n, S, S), native_shape) -> (n, H, W)`` disc probability.
@@ -129,6 +130,7 @@ def predict_volume(
     expected_discs: int = 5,
     orphan_removal: bool = True,
     anchor: str = "inferior",
+    surplus: str = "anchor",
     threshold: float = 0.5,
     batch_size: int = 8,
     device: str | torch.device | None = None,
@@ -152,6 +154,8 @@ def predict_volume(
         expected_discs: discs in the field of view; other counts give ``info["warning"]``.
         orphan_removal: apply orphan removal.
         anchor: ``"inferior"`` or ``"superior"``: the end level names start from when too few discs are found.
+        surplus: ``"anchor"`` (keep those nearest the ``anchor`` end) or ``"largest"``: which discs are kept
+            when too many are found (see :func:`~discnet.postprocess.label_levels`).
         threshold: probability above which a voxel is disc.
         batch_size, device, precision: passed to :func:`~discnet.inference.probability.disc_probability`.
         probability_fn: replaces the networks (tests, other models); a list gives several members.
@@ -181,9 +185,11 @@ def predict_volume(
     mask = from_canonical(cleaned, volume)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DiscCountWarning)
-        labels, info = label_levels(mask, volume.affine, names, values, expected=expected_discs, anchor=anchor)
+        labels, info = label_levels(
+            mask, volume.affine, names, values, expected=expected_discs, anchor=anchor, surplus=surplus
+        )
     counted = any(issubclass(w.category, DiscCountWarning) for w in caught)
-    info["warning"] = count_warning(info, anchor) if counted else None
+    info["warning"] = count_warning(info, anchor, surplus) if counted else None
     info["orphan_voxels"] = int(mask_ras.sum() - cleaned.sum())
     info["members"] = len(members)
     info["member_voxels"] = None
@@ -197,12 +203,12 @@ def predict_volume(
     return labels, from_canonical(prob_ras, volume).astype(np.float32, copy=False), info
 
 
-def count_warning(info: dict, anchor: str = "inferior") -> str:
+def count_warning(info: dict, anchor: str = "inferior", surplus: str = "anchor") -> str:
     """One short line on a disc count that differs from the expected one (from ``label_levels`` info).
 
     Example:
         >>> count_warning({"found": 7, "expected": 5, "discs": [], "dropped": [{"voxels": 9}, {"voxels": 4}]})
-        'found 7 disc components, expected 5: kept the 5 largest, dropped 2 (13 voxels)'
+        'found 7 disc components, expected 5: kept the 5 nearest the inferior end, dropped 2 (13 voxels; --surplus largest keeps the largest)'
     """
     text = f"found {info['found']} disc components, expected {info['expected']}"
     if info.get("fragments"):
@@ -210,7 +216,9 @@ def count_warning(info: dict, anchor: str = "inferior") -> str:
         text += f" (and dropped {len(info['fragments'])} fragment(s) of {voxels} voxels)"
     if info["dropped"]:
         voxels = sum(d["voxels"] for d in info["dropped"])
-        return f"{text}: kept the {info['expected']} largest, dropped {len(info['dropped'])} ({voxels} voxels)"
+        other = "largest keeps the largest" if surplus == "anchor" else f"anchor keeps those nearest the {anchor} end"
+        kept = kept_what(info["expected"], anchor, surplus)
+        return f"{text}: {kept}, dropped {len(info['dropped'])} ({voxels} voxels; --surplus {other})"
     if not info["discs"]:
         return f"{text}: nothing to label"
     first, last = info["discs"][0]["level"], info["discs"][-1]["level"]

@@ -44,7 +44,7 @@ class PredictOptions:
     """How each scan is predicted and what is kept (the flags of ``discnet predict``).
 
     Attributes:
-        expected_discs, orphan_removal, anchor, batch_size, precision, tta, uncertainty: passed to
+        expected_discs, orphan_removal, anchor, surplus, batch_size, precision, tta, uncertainty: passed to
             :func:`~discnet.inference.predict.predict_volume`.
         skip_existing: keep a scan's outputs when all of them exist (its volumes are re-read).
         reference: a volume table whose per-level range flags outlying discs (ensembles).
@@ -53,6 +53,7 @@ class PredictOptions:
     expected_discs: int = 5
     orphan_removal: bool = True
     anchor: str = "inferior"
+    surplus: str = "anchor"
     batch_size: int = 8
     precision: str = "32"
     tta: str = "none"
@@ -106,6 +107,7 @@ def _predict_one(job: Job, nets, settings: ModelSettings, options: PredictOption
         expected_discs=options.expected_discs,
         orphan_removal=options.orphan_removal,
         anchor=options.anchor,
+        surplus=options.surplus,
         batch_size=options.batch_size,
         device=device,
         precision=options.precision,

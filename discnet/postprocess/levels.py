@@ -11,8 +11,12 @@ shifted every level name by one without any warning.
 
 When the count differs from ``expected`` a :class:`DiscCountWarning` is emitted and:
 
-- more components: the ``expected`` largest by voxel count are kept and named, the rest are dropped
-  (listed in ``info["dropped"]``): false positives that survive orphan removal are small;
+- more components: ``surplus="anchor"`` (default) keeps the ``expected`` nearest the ``anchor`` end
+  and drops the rest (listed in ``info["dropped"]``): a lumbar field of view ends at the sacrum below
+  but often reaches T12-L1 above, a whole disc the annotators did not draw. On a real scan keeping the
+  largest instead (``surplus="largest"``, discnet's rule until December 2026) kept T12-L1, dropped a
+  partly found L5-S1 and shifted every name by one. A false positive beyond the anchor end (a bright
+  S1-S2 remnant below L5-S1) is what ``"anchor"`` gets wrong and ``"largest"`` usually does not;
 - fewer components: names are assigned from the ``anchor`` end. ``"inferior"`` (default) names the
   lowest component L5-S1 and goes up, because a lumbar scan almost always contains L5-S1 while
   L1-L2 is the disc most often cut off at the top of the field of view. Two touching discs form
@@ -35,6 +39,9 @@ from scipy import ndimage
 
 from discnet.spine import DEFAULT_LABELS, LEVELS
 
+#: which discs are kept when more are found than expected (see :func:`label_levels`)
+SURPLUS = ("anchor", "largest")
+
 
 class DiscCountWarning(UserWarning):
     """The mask has a different number of disc components than expected."""
@@ -49,6 +56,7 @@ def label_levels(
     connectivity: int = 3,
     anchor: str = "inferior",
     min_fraction: float = 0.1,
+    surplus: str = "anchor",
 ) -> tuple[np.ndarray, dict]:
     """Label map (uint8) of the disc components of ``mask``, named by level.
 
@@ -60,9 +68,11 @@ def label_levels(
         expected: number of discs in the field of view; None = ``len(levels)``.
         connectivity: 3D connectivity as in ``scipy.ndimage.generate_binary_structure``:
             1 = 6-, 2 = 18-, 3 = 26-connectivity.
-        anchor: ``"inferior"`` or ``"superior"``: the end names start from when too few are found.
+        anchor: ``"inferior"`` or ``"superior"``: the end names start from when too few are found, and
+            the end whose discs are kept when too many are found (``surplus="anchor"``).
         min_fraction: components under this fraction of the median size of the ``expected`` largest
             are fragments, dropped before counting (0 keeps every component).
+        surplus: ``"anchor"`` or ``"largest"``: which ``expected`` components are kept when more are found.
 
     Returns:
         ``(label_map, info)``; ``info`` has ``"discs"`` (superior to inferior), ``"dropped"`` (beyond
@@ -79,7 +89,7 @@ def label_levels(
     mask = np.asarray(mask)
     affine = np.asarray(affine, dtype=float)
     expected = len(levels) if expected is None else expected
-    _check(mask, affine, levels, label_values, expected, connectivity, anchor)
+    _check(mask, affine, levels, label_values, expected, connectivity, anchor, surplus)
 
     disc = mask != 0
     box = bounding_box(disc)
@@ -89,11 +99,11 @@ def label_levels(
     typical = float(np.median([sizes[i] for i in by_size[:expected]])) if n else 0.0
     fragments = [i for i in by_size if sizes[i] < min_fraction * typical]
     candidates = [i for i in by_size if sizes[i] >= min_fraction * typical]
-    kept = sorted(candidates[:expected], key=lambda i: -centroids[i][2])
-    dropped = candidates[expected:]
+    kept = _kept(candidates, expected, [centroids[i][2] for i in range(n)], anchor, surplus)
+    dropped = [i for i in candidates if i not in kept]
     names = list(levels[: len(kept)] if anchor == "superior" else levels[len(levels) - len(kept) :])
     if len(candidates) != expected:
-        message = _count_message(len(candidates), expected, names, [sizes[i] for i in dropped], anchor)
+        message = _count_message(len(candidates), expected, names, [sizes[i] for i in dropped], anchor, surplus)
         warnings.warn(message, DiscCountWarning, stacklevel=2)
 
     value_of = np.zeros(n + 1, np.uint8)
@@ -113,7 +123,21 @@ def label_levels(
     return label_map, info
 
 
-def _check(mask, affine, levels, label_values, expected, connectivity, anchor) -> None:
+def _kept(candidates: list[int], expected: int, superior: list[float], anchor: str, surplus: str) -> list[int]:
+    """The ``expected`` of ``candidates`` (largest first) to name, superior to inferior.
+
+    Example:
+        >>> _kept([0, 1, 2], 2, [30.0, 20.0, 10.0], "inferior", "anchor"), _kept([0, 1, 2], 2, [30.0, 20.0, 10.0], "inferior", "largest")
+        ([1, 2], [0, 1])
+    """
+    chosen = candidates[:expected]
+    if surplus == "anchor":
+        by_height = sorted(candidates, key=lambda i: -superior[i])
+        chosen = by_height[:expected] if anchor == "superior" else by_height[max(0, len(by_height) - expected) :]
+    return sorted(chosen, key=lambda i: -superior[i])
+
+
+def _check(mask, affine, levels, label_values, expected, connectivity, anchor, surplus) -> None:
     if mask.ndim != 3:
         raise ValueError(f"expected a 3D mask, got shape {mask.shape}")
     if affine.shape != (4, 4):
@@ -124,6 +148,8 @@ def _check(mask, affine, levels, label_values, expected, connectivity, anchor) -
         raise ValueError(f"connectivity must be 1, 2 or 3, got {connectivity}")
     if anchor not in ("inferior", "superior"):
         raise ValueError(f"anchor must be 'inferior' or 'superior', got {anchor!r}")
+    if surplus not in SURPLUS:
+        raise ValueError(f"surplus must be one of {SURPLUS}, got {surplus!r}")
     missing = [name for name in levels if name not in label_values]
     if missing:
         raise ValueError(f"label_values has no value for {missing}")
@@ -160,10 +186,20 @@ def _entry(level, label, voxels, centroid) -> dict:
     return {"level": level, "label": label, "voxels": int(voxels), "centroid_mm": centroid}
 
 
-def _count_message(found, expected, names, dropped_sizes, anchor) -> str:
+def kept_what(expected: int, anchor: str, surplus: str) -> str:
+    """How the kept discs were chosen, in words.
+
+    Example:
+        >>> kept_what(5, "inferior", "anchor")
+        'kept the 5 nearest the inferior end'
+    """
+    return f"kept the {expected} largest" if surplus == "largest" else f"kept the {expected} nearest the {anchor} end"
+
+
+def _count_message(found, expected, names, dropped_sizes, anchor, surplus) -> str:
     text = f"found {found} disc components, expected {expected}"
     if dropped_sizes:
-        return f"{text}; kept the {expected} largest, dropped {len(dropped_sizes)} of {dropped_sizes} voxels"
+        return f"{text}; {kept_what(expected, anchor, surplus)}, dropped {len(dropped_sizes)} of {dropped_sizes} voxels"
     if not names:
         return f"{text}; nothing to label"
     return (

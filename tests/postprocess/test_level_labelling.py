@@ -69,6 +69,53 @@ def test_more_components_keep_largest_and_warn():
     assert info["found"] == 5 and len(info["fragments"]) == 1 and lab[0, 0, 0] == 0
 
 
+def test_extra_disc_above_l1_l2_is_dropped_not_a_smaller_l5_s1():
+    # T12-L1 (27 voxels) at the top of the field of view, L5-S1 partly found (18 voxels): keeping the five
+    # largest would keep T12-L1, drop L5-S1 and shift every name by one.
+    mask = blobs([(2, 5, 5), (7, 5, 5), (12, 5, 5), (17, 5, 5), (22, 5, 5), (27, 5, 5)])
+    mask[26, 4:7, 4:7] = False  # L5-S1 loses a third of its voxels
+    with pytest.warns(DiscCountWarning, match="kept the 5 nearest the inferior end"):
+        lab, info = label_levels(mask, IPR)
+    assert [d["level"] for d in info["discs"]] == list(LEVELS)
+    assert [lab[c] for c in [(7, 5, 5), (27, 5, 5)]] == [DEFAULT_LABELS["L1-L2"], DEFAULT_LABELS["L5-S1"]]
+    assert lab[2, 5, 5] == 0 and [d["voxels"] for d in info["dropped"]] == [27]
+    with pytest.warns(DiscCountWarning, match="kept the 5 largest"):
+        lab, info = label_levels(mask, IPR, surplus="largest")
+    assert lab[27, 5, 5] == 0 and lab[2, 5, 5] == DEFAULT_LABELS["L1-L2"] and lab[22, 5, 5] == DEFAULT_LABELS["L5-S1"]
+
+
+@pytest.mark.parametrize(
+    ("anchor", "surplus", "kept_rows"),
+    [("inferior", "anchor", [7, 12, 17, 22, 27]), ("superior", "anchor", [2, 7, 12, 17, 22]),
+     ("inferior", "largest", [2, 7, 12, 17, 22])],
+)  # fmt: skip
+def test_a_false_positive_beyond_the_anchor_end_is_kept_only_by_the_anchor_rule(anchor, surplus, kept_rows):
+    # Five discs and a smaller bright blob below L5-S1 (an S1-S2 remnant): the anchor rule names it L5-S1.
+    mask = blobs([(2, 5, 5), (7, 5, 5), (12, 5, 5), (17, 5, 5), (22, 5, 5), (27, 5, 5)])
+    mask[26, 4:7, 4:7] = False
+    with pytest.warns(DiscCountWarning, match="found 6"):
+        lab, info = label_levels(mask, IPR, anchor=anchor, surplus=surplus)
+    assert [int(lab[r, 5, 5]) for r in kept_rows] == [DEFAULT_LABELS[level] for level in LEVELS]
+    assert len(info["dropped"]) == 1
+
+
+def test_real_mask_with_an_extra_disc_above_keeps_its_names(lumbar_dir):
+    nib = pytest.importorskip("nibabel")
+    image = nib.load(lumbar_dir / "sub20_discs.nii.gz")  # native (I, P, R): axis 0 runs inferior
+    labels = np.asarray(image.dataobj)
+    l1, l2 = DEFAULT_LABELS["L1-L2"], DEFAULT_LABELS["L2-L3"]
+    rows = [np.argwhere(labels == value)[:, 0].mean() for value in (l1, l2)]
+    step = int(round(rows[1] - rows[0]))  # one disc spacing, in rows (negative: superior is row 0)
+    extra = np.roll(labels == l1, -abs(step), axis=0)  # a copy of L1-L2 one spacing higher: "T12-L1"
+    assert np.argwhere(extra)[:, 0].max() < rows[0] and not (extra & (labels > 0)).any()  # above, not wrapped
+    partial = labels.copy()
+    l5 = np.argwhere(labels == DEFAULT_LABELS["L5-S1"])
+    partial[tuple(l5[: len(l5) // 2].T)] = 0  # half of L5-S1 found: smaller than the extra disc
+    with pytest.warns(DiscCountWarning, match="found 6"):
+        lab, info = label_levels((partial > 0) | extra, image.affine)
+    assert np.array_equal(lab, partial) and info["dropped"][0]["voxels"] == int(extra.sum())
+
+
 @pytest.mark.parametrize(
     ("anchor", "names"),
     [("inferior", ["L2-L3", "L3-L4", "L4-L5", "L5-S1"]), ("superior", ["L1-L2", "L2-L3", "L3-L4", "L4-L5"])],
@@ -132,6 +179,7 @@ def test_input_not_modified():
     ("kwargs", "match"),
     [
         ({"anchor": "middle"}, "anchor"),
+        ({"surplus": "smallest"}, "surplus"),
         ({"expected": 6}, "expected"),
         ({"connectivity": 4}, "connectivity"),
         ({"label_values": {"L1-L2": 1}}, "no value"),
