@@ -1,0 +1,56 @@
+"""The lumbar_t2 experiment drivers' bookkeeping: kept rows, the earlier level-labelling rule, disc positions."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.paths import REPO
+
+
+@pytest.fixture
+def drivers(monkeypatch):
+    """``experiments/lumbar_t2``'s modules (a folder of scripts, not a package)."""
+    monkeypatch.syspath_prepend(str(REPO / "experiments" / "lumbar_t2"))
+    return {name: importlib.import_module(name) for name in ("run", "seeds_x2", "level_positions")}
+
+
+def test_a_rerun_replaces_the_pairs_it_scores_and_keeps_the_others(drivers, tmp_path):
+    earlier = pd.DataFrame(
+        {"held_out": ["sub11", "sub11", "sub20"], "method": ["a", "b", "a"], "dice": [0.1, 0.2, 0.3]}
+    )
+    earlier.to_csv(tmp_path / "seeds_x2.csv", index=False)
+    new = pd.DataFrame({"held_out": ["sub11"], "method": ["a"], "dice": [0.9]})
+    table = drivers["seeds_x2"].with_earlier(new, tmp_path / "seeds_x2.csv")
+    assert sorted(zip(table["held_out"], table["method"], table["dice"], strict=True)) == [
+        ("sub11", "a", 0.9), ("sub11", "b", 0.2), ("sub20", "a", 0.3)
+    ]  # fmt: skip
+
+
+def test_the_earlier_rule_is_scored_with_surplus_largest_under_its_own_name(drivers, monkeypatch, tmp_path):
+    calls = []
+
+    def predict(args, ckpts, held, out, *flags):
+        calls.append((ckpts, held, out, flags))
+        return pd.DataFrame({"level": ["all"], "dice": [0.5]})
+
+    monkeypatch.setattr(drivers["seeds_x2"], "predict", predict)
+    table = drivers["seeds_x2"].five_largest(None, [Path("last.ckpt")], "sub20", tmp_path, "discnet x seed 0")
+    assert calls == [([Path("last.ckpt")], "sub20", tmp_path / "orphans_removed_largest", ("--surplus", "largest"))]
+    assert table["method"].tolist() == ["discnet x seed 0, five largest kept"]
+    assert table["orphan_removal"].all() and table["held_out"].tolist() == ["sub20"]
+
+
+def test_the_earlier_recipe_is_pinned_for_run_py(drivers):
+    experiment, overrides = drivers["run"].earlier_recipe("seed=1")
+    assert experiment == "lumbar_t2"
+    assert {"augment=none", "model.loss.include_background=false", "trainer.max_epochs=18", "seed=1"} == set(overrides)
+
+
+def test_disc_positions_of_a_real_mask_run_superior_with_the_label(drivers, lumbar_dir):
+    table = drivers["level_positions"].positions(lumbar_dir / "sub20_discs.nii.gz", "manual")
+    assert table["label"].tolist() == [1, 2, 3, 4, 5]  # 1 = L5-S1 ... 5 = L1-L2
+    assert table["z_mm"].is_monotonic_increasing and (table["voxels"] > 0).all()
