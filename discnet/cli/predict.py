@@ -57,7 +57,8 @@ def add_parser(subparsers) -> None:
         "--anchor",
         choices=["inferior", "superior"],
         default="inferior",
-        help="when fewer discs are found, name them from this end (default inferior: L5-S1 is nearly always seen)",
+        help="when fewer discs are found, name them from this end (default inferior: L5-S1 is nearly always seen);"
+        " with --surplus anchor, also the end whose discs are kept when more are found",
     )
     parser.add_argument(
         "--surplus",

@@ -153,7 +153,8 @@ def predict_volume(
         levels: label value -> level name (default 1 = L5-S1 ... 5 = L1-L2).
         expected_discs: discs in the field of view; other counts give ``info["warning"]``.
         orphan_removal: apply orphan removal.
-        anchor: ``"inferior"`` or ``"superior"``: the end level names start from when too few discs are found.
+        anchor: ``"inferior"`` or ``"superior"``: the end level names start from when too few discs are
+            found, and (``surplus="anchor"``) the end whose discs are kept when too many are.
         surplus: ``"anchor"`` (keep those nearest the ``anchor`` end) or ``"largest"``: which discs are kept
             when too many are found (see :func:`~discnet.postprocess.label_levels`).
         threshold: probability above which a voxel is disc.
@@ -207,8 +208,12 @@ def count_warning(info: dict, anchor: str = "inferior", surplus: str = "anchor")
     """One short line on a disc count that differs from the expected one (from ``label_levels`` info).
 
     Example:
-        >>> count_warning({"found": 7, "expected": 5, "discs": [], "dropped": [{"voxels": 9}, {"voxels": 4}]})
-        'found 7 disc components, expected 5: kept the 5 nearest the inferior end, dropped 2 (13 voxels; --surplus largest keeps the largest)'
+        >>> text = count_warning({"found": 7, "expected": 5, "discs": [], "dropped": [{"voxels": 9}, {"voxels": 4}]})
+        >>> found, kept = text.split(": ")
+        >>> found
+        'found 7 disc components, expected 5'
+        >>> kept
+        'kept the 5 nearest the inferior end, dropped 2 (13 voxels; --surplus largest keeps the largest)'
     """
     text = f"found {info['found']} disc components, expected {info['expected']}"
     if info.get("fragments"):

@@ -75,8 +75,8 @@ def label_levels(
         surplus: ``"anchor"`` or ``"largest"``: which ``expected`` components are kept when more are found.
 
     Returns:
-        ``(label_map, info)``; ``info`` has ``"discs"`` (superior to inferior), ``"dropped"`` (beyond
-        ``expected``) and ``"fragments"``, lists of ``{"level", "label", "voxels", "centroid_mm"}``
+        ``(label_map, info)``; ``info`` has ``"discs"`` (superior to inferior), ``"dropped"`` (not
+        kept, largest first) and ``"fragments"``, lists of ``{"level", "label", "voxels", "centroid_mm"}``
         (level and label None when dropped), plus ``"found"`` (discs, fragments not counted) and
         ``"expected"`` counts.
 
@@ -100,7 +100,7 @@ def label_levels(
     fragments = [i for i in by_size if sizes[i] < min_fraction * typical]
     candidates = [i for i in by_size if sizes[i] >= min_fraction * typical]
     kept = _kept(candidates, expected, [centroids[i][2] for i in range(n)], anchor, surplus)
-    dropped = [i for i in candidates if i not in kept]
+    dropped = sorted(set(candidates) - set(kept), key=candidates.index)  # largest first
     names = list(levels[: len(kept)] if anchor == "superior" else levels[len(levels) - len(kept) :])
     if len(candidates) != expected:
         message = _count_message(len(candidates), expected, names, [sizes[i] for i in dropped], anchor, surplus)
@@ -124,16 +124,18 @@ def label_levels(
 
 
 def _kept(candidates: list[int], expected: int, superior: list[float], anchor: str, surplus: str) -> list[int]:
-    """The ``expected`` of ``candidates`` (largest first) to name, superior to inferior.
+    """The ``expected`` of ``candidates`` (largest first) to name, superior to inferior; of two at one
+    height nearest the anchor end, the larger.
 
     Example:
-        >>> _kept([0, 1, 2], 2, [30.0, 20.0, 10.0], "inferior", "anchor"), _kept([0, 1, 2], 2, [30.0, 20.0, 10.0], "inferior", "largest")
+        >>> heights = [30.0, 20.0, 10.0]
+        >>> _kept([0, 1, 2], 2, heights, "inferior", "anchor"), _kept([0, 1, 2], 2, heights, "inferior", "largest")
         ([1, 2], [0, 1])
     """
-    chosen = candidates[:expected]
-    if surplus == "anchor":
-        by_height = sorted(candidates, key=lambda i: -superior[i])
-        chosen = by_height[:expected] if anchor == "superior" else by_height[max(0, len(by_height) - expected) :]
+    if surplus == "largest":
+        chosen = candidates[:expected]
+    else:  # nearest the anchor end first; the stable sort keeps the larger of a tie first
+        chosen = sorted(candidates, key=lambda i: -superior[i] if anchor == "superior" else superior[i])[:expected]
     return sorted(chosen, key=lambda i: -superior[i])
 
 

@@ -55,7 +55,7 @@ def test_superior_axis_found_whatever_the_array_order():
     assert z == sorted(z, reverse=True)
 
 
-def test_more_components_keep_largest_and_warn():
+def test_a_stray_component_is_dropped_with_a_warning():
     mask = blobs([(3, 5, 5), (8, 5, 5), (13, 5, 5), (18, 5, 5), (23, 5, 5)])
     mask[0, 0:5, 0] = True  # a stray 5-voxel component (19% of a disc), most superior
     with pytest.warns(DiscCountWarning, match="found 6 disc components, expected 5"):
@@ -69,11 +69,17 @@ def test_more_components_keep_largest_and_warn():
     assert info["found"] == 5 and len(info["fragments"]) == 1 and lab[0, 0, 0] == 0
 
 
+def six_discs(partial_row: int) -> np.ndarray:
+    """Six 27-voxel discs at rows 2, 7, ..., 27 (row 0 superior); the one at ``partial_row`` keeps 18 voxels."""
+    mask = blobs([(row, 5, 5) for row in range(2, 30, 5)])
+    mask[partial_row - 1, 4:7, 4:7] = False
+    return mask
+
+
 def test_extra_disc_above_l1_l2_is_dropped_not_a_smaller_l5_s1():
     # T12-L1 (27 voxels) at the top of the field of view, L5-S1 partly found (18 voxels): keeping the five
     # largest would keep T12-L1, drop L5-S1 and shift every name by one.
-    mask = blobs([(2, 5, 5), (7, 5, 5), (12, 5, 5), (17, 5, 5), (22, 5, 5), (27, 5, 5)])
-    mask[26, 4:7, 4:7] = False  # L5-S1 loses a third of its voxels
+    mask = six_discs(partial_row=27)
     with pytest.warns(DiscCountWarning, match="kept the 5 nearest the inferior end"):
         lab, info = label_levels(mask, IPR)
     assert [d["level"] for d in info["discs"]] == list(LEVELS)
@@ -85,18 +91,18 @@ def test_extra_disc_above_l1_l2_is_dropped_not_a_smaller_l5_s1():
 
 
 @pytest.mark.parametrize(
-    ("anchor", "surplus", "kept_rows"),
-    [("inferior", "anchor", [7, 12, 17, 22, 27]), ("superior", "anchor", [2, 7, 12, 17, 22]),
-     ("inferior", "largest", [2, 7, 12, 17, 22])],
+    ("partial_row", "anchor", "surplus", "dropped_row"),
+    [(27, "inferior", "anchor", 2), (27, "inferior", "largest", 27), (27, "superior", "anchor", 27),
+     (2, "superior", "anchor", 27), (2, "superior", "largest", 2)],
 )  # fmt: skip
-def test_a_false_positive_beyond_the_anchor_end_is_kept_only_by_the_anchor_rule(anchor, surplus, kept_rows):
-    # Five discs and a smaller bright blob below L5-S1 (an S1-S2 remnant): the anchor rule names it L5-S1.
-    mask = blobs([(2, 5, 5), (7, 5, 5), (12, 5, 5), (17, 5, 5), (22, 5, 5), (27, 5, 5)])
-    mask[26, 4:7, 4:7] = False
+def test_which_disc_is_dropped_depends_on_the_rule_and_the_anchor(partial_row, anchor, surplus, dropped_row):
+    # Six discs, one smaller (partly found, or a bright remnant): the anchor rule drops the disc farthest
+    # from the anchor end whatever its size, so a false positive beyond the anchor end is kept and named.
     with pytest.warns(DiscCountWarning, match="found 6"):
-        lab, info = label_levels(mask, IPR, anchor=anchor, surplus=surplus)
-    assert [int(lab[r, 5, 5]) for r in kept_rows] == [DEFAULT_LABELS[level] for level in LEVELS]
-    assert len(info["dropped"]) == 1
+        lab, info = label_levels(six_discs(partial_row), IPR, anchor=anchor, surplus=surplus)
+    kept_rows = [row for row in range(2, 30, 5) if row != dropped_row]
+    assert [int(lab[row, 5, 5]) for row in kept_rows] == [DEFAULT_LABELS[level] for level in LEVELS]
+    assert lab[dropped_row, 5, 5] == 0 and info["dropped"][0]["centroid_mm"][2] == pytest.approx(-dropped_row, abs=0.5)
 
 
 def test_real_mask_with_an_extra_disc_above_keeps_its_names(lumbar_dir):
@@ -105,7 +111,7 @@ def test_real_mask_with_an_extra_disc_above_keeps_its_names(lumbar_dir):
     labels = np.asarray(image.dataobj)
     l1, l2 = DEFAULT_LABELS["L1-L2"], DEFAULT_LABELS["L2-L3"]
     rows = [np.argwhere(labels == value)[:, 0].mean() for value in (l1, l2)]
-    step = int(round(rows[1] - rows[0]))  # one disc spacing, in rows (negative: superior is row 0)
+    step = int(round(rows[1] - rows[0]))  # one disc spacing, in rows (L2-L3 lies below: a larger row)
     extra = np.roll(labels == l1, -abs(step), axis=0)  # a copy of L1-L2 one spacing higher: "T12-L1"
     assert np.argwhere(extra)[:, 0].max() < rows[0] and not (extra & (labels > 0)).any()  # above, not wrapped
     partial = labels.copy()
