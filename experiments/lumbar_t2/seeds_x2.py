@@ -11,7 +11,8 @@ before December 2026 (``--surplus largest``: rows "five largest kept"). Folds ru
 rerunning resumes from the runs that are complete, and the rows of ``results/seeds_x2.csv`` that this
 run does not rescore are kept. Writes ``results/seeds_x2.csv``, ``results/seeds_x2.md``, the per-epoch
 scores in ``results/epochs/`` and ``results/curves_preset.png`` (val/dsc per epoch on sub25: the preset,
-the earlier recipe, the paper's preset); ``--final`` trains the preset on all three scans (``results/final_preset.json``).
+the earlier recipe, the paper's preset); ``--final`` trains the preset on all three scans
+(``results/final_preset.json``).
 
     python experiments/lumbar_t2/seeds_x2.py --work /tmp/lt2work --settings augmented_bg_x2 --peer-seeds 0 1 2 --final
 """
