@@ -1,4 +1,4 @@
-"""The lumbar_t2 experiment drivers' bookkeeping: kept rows, the earlier level-labelling rule, disc positions."""
+"""The lumbar_t2 experiment drivers' bookkeeping: kept rows, the other level-labelling rule, disc positions."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_a_rerun_replaces_the_pairs_it_scores_and_keeps_the_others(drivers, tmp_
     ]  # fmt: skip
 
 
-def test_the_earlier_rule_is_scored_with_surplus_largest_under_its_own_name(drivers, monkeypatch, tmp_path):
+def test_the_other_labelling_rule_is_scored_under_its_own_name(drivers, monkeypatch, tmp_path):
     calls = []
 
     def predict(args, ckpts, held, out, *flags):
@@ -38,9 +38,9 @@ def test_the_earlier_rule_is_scored_with_surplus_largest_under_its_own_name(driv
         return pd.DataFrame({"level": ["all"], "dice": [0.5]})
 
     monkeypatch.setattr(drivers["seeds_x2"], "predict", predict)
-    table = drivers["seeds_x2"].five_largest(None, [Path("last.ckpt")], "sub20", tmp_path, "discnet x seed 0")
-    assert calls == [([Path("last.ckpt")], "sub20", tmp_path / "orphans_removed_largest", ("--surplus", "largest"))]
-    assert table["method"].tolist() == ["discnet x seed 0, five largest kept"]
+    table = drivers["seeds_x2"].anchor_rule(None, [Path("last.ckpt")], "sub20", tmp_path, "discnet x seed 0")
+    assert calls == [([Path("last.ckpt")], "sub20", tmp_path / "orphans_removed_anchor", ("--surplus", "anchor"))]
+    assert table["method"].tolist() == ["discnet x seed 0, --surplus anchor"]
     assert table["orphan_removal"].all() and table["held_out"].tolist() == ["sub20"]
 
 

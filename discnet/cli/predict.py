@@ -63,9 +63,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--surplus",
         choices=list(SURPLUS),
-        default="anchor",
-        help="when more discs are found, keep those nearest the --anchor end (default: a lumbar field of view"
-        " often reaches T12-L1 above L1-L2, while the sacrum ends it below) or the largest",
+        default="largest",
+        help="when more discs are found, keep the largest (default) or those nearest the --anchor end (a field"
+        " of view reaching T12-L1 above a partly found L5-S1); check the warning either way",
     )
     parser.add_argument("--no-orphan-removal", action="store_true", help="keep stray disc islands (paper 2.6)")
     parser.add_argument("--same-format", action="store_true", help="write in the input's format (DICOM -> NIfTI)")

@@ -130,7 +130,7 @@ def predict_volume(
     expected_discs: int = 5,
     orphan_removal: bool = True,
     anchor: str = "inferior",
-    surplus: str = "anchor",
+    surplus: str = "largest",
     threshold: float = 0.5,
     batch_size: int = 8,
     device: str | torch.device | None = None,
@@ -155,7 +155,7 @@ def predict_volume(
         orphan_removal: apply orphan removal.
         anchor: ``"inferior"`` or ``"superior"``: the end level names start from when too few discs are
             found, and (``surplus="anchor"``) the end whose discs are kept when too many are.
-        surplus: ``"anchor"`` (keep those nearest the ``anchor`` end) or ``"largest"``: which discs are kept
+        surplus: ``"largest"`` or ``"anchor"`` (keep those nearest the ``anchor`` end): which discs are kept
             when too many are found (see :func:`~discnet.postprocess.label_levels`).
         threshold: probability above which a voxel is disc.
         batch_size, device, precision: passed to :func:`~discnet.inference.probability.disc_probability`.
@@ -204,7 +204,7 @@ def predict_volume(
     return labels, from_canonical(prob_ras, volume).astype(np.float32, copy=False), info
 
 
-def count_warning(info: dict, anchor: str = "inferior", surplus: str = "anchor") -> str:
+def count_warning(info: dict, anchor: str = "inferior", surplus: str = "largest") -> str:
     """One short line on a disc count that differs from the expected one (from ``label_levels`` info).
 
     Example:
@@ -213,7 +213,7 @@ def count_warning(info: dict, anchor: str = "inferior", surplus: str = "anchor")
         >>> found
         'found 7 disc components, expected 5'
         >>> kept
-        'kept the 5 nearest the inferior end, dropped 2 (13 voxels; --surplus largest keeps the largest)'
+        'kept the 5 largest, dropped 2 (13 voxels; --surplus anchor keeps those nearest the inferior end)'
     """
     text = f"found {info['found']} disc components, expected {info['expected']}"
     if info.get("fragments"):

@@ -53,7 +53,7 @@ class PredictOptions:
     expected_discs: int = 5
     orphan_removal: bool = True
     anchor: str = "inferior"
-    surplus: str = "anchor"
+    surplus: str = "largest"
     batch_size: int = 8
     precision: str = "32"
     tta: str = "none"

@@ -11,12 +11,14 @@ shifted every level name by one without any warning.
 
 When the count differs from ``expected`` a :class:`DiscCountWarning` is emitted and:
 
-- more components: ``surplus="anchor"`` (default) keeps the ``expected`` nearest the ``anchor`` end
-  and drops the rest (listed in ``info["dropped"]``): a lumbar field of view ends at the sacrum below
-  but often reaches T12-L1 above, a whole disc the annotators did not draw. On a real scan keeping the
-  largest instead (``surplus="largest"``, discnet's rule until December 2026) kept T12-L1, dropped a
-  partly found L5-S1 and shifted every name by one. A false positive beyond the anchor end (a bright
-  S1-S2 remnant below L5-S1) is what ``"anchor"`` gets wrong and ``"largest"`` usually does not;
+- more components: ``surplus="largest"`` (default) keeps the ``expected`` largest and drops the rest
+  (listed in ``info["dropped"]``); ``surplus="anchor"`` keeps the ``expected`` nearest the ``anchor``
+  end instead. Each is wrong where the other is right, and on the three public lumbar scans each was
+  right once: on one the field of view also held T12-L1, a whole disc the annotators did not draw,
+  while L5-S1 was found only in part, so "largest" dropped L5-S1 and shifted every name by one; on
+  another a small false positive lay below L5-S1, in the sacrum, and "anchor" kept it as L5-S1 and
+  dropped L1-L2. "largest" stays the default (chosen before either was seen; false positives that
+  survive orphan removal are usually small); check the warning either way;
 - fewer components: names are assigned from the ``anchor`` end. ``"inferior"`` (default) names the
   lowest component L5-S1 and goes up, because a lumbar scan almost always contains L5-S1 while
   L1-L2 is the disc most often cut off at the top of the field of view. Two touching discs form
@@ -40,7 +42,7 @@ from scipy import ndimage
 from discnet.spine import DEFAULT_LABELS, LEVELS
 
 #: which discs are kept when more are found than expected (see :func:`label_levels`)
-SURPLUS = ("anchor", "largest")
+SURPLUS = ("largest", "anchor")
 
 
 class DiscCountWarning(UserWarning):
@@ -56,7 +58,7 @@ def label_levels(
     connectivity: int = 3,
     anchor: str = "inferior",
     min_fraction: float = 0.1,
-    surplus: str = "anchor",
+    surplus: str = "largest",
 ) -> tuple[np.ndarray, dict]:
     """Label map (uint8) of the disc components of ``mask``, named by level.
 
@@ -72,7 +74,7 @@ def label_levels(
             the end whose discs are kept when too many are found (``surplus="anchor"``).
         min_fraction: components under this fraction of the median size of the ``expected`` largest
             are fragments, dropped before counting (0 keeps every component).
-        surplus: ``"anchor"`` or ``"largest"``: which ``expected`` components are kept when more are found.
+        surplus: ``"largest"`` or ``"anchor"``: which ``expected`` components are kept when more are found.
 
     Returns:
         ``(label_map, info)``; ``info`` has ``"discs"`` (superior to inferior), ``"dropped"`` (not

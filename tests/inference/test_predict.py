@@ -342,17 +342,17 @@ def test_disc_count_warning_is_one_line(tmp_path, ckpt, monkeypatch, capsys):
     assert pd.read_csv(tmp_path / "up" / "volumes.csv")["level"].tolist() == ["L1-L2", "L2-L3", "L3-L4"]
 
 
-def test_surplus_discs_keep_the_anchor_end_or_the_largest(tmp_path, ckpt, monkeypatch, capsys):
+def test_surplus_discs_keep_the_largest_or_the_anchor_end(tmp_path, ckpt, monkeypatch, capsys):
     path, truth = synthetic(tmp_path)
     labels = truth.array.copy()
     labels[4:16, 8:10, 2:7] = 3  # the superior slab (rows 8-13) is the largest (360 voxels) ...
     labels[4:16, 41, 2:7] = 0  # ... the inferior one (rows 38-40) the smallest (180); expect two discs
     fake_network(monkeypatch, Volume(labels, truth.affine))
     low, big = tmp_path / "low", tmp_path / "big"
-    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", low, "--expected-discs", "2") == 0
-    assert "kept the 2 nearest the inferior end, dropped 1 (360 voxels; --surplus largest" in capsys.readouterr().err
-    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", big, "--expected-discs", "2", "--surplus", "largest") == 0
+    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", big, "--expected-discs", "2") == 0
     assert "kept the 2 largest, dropped 1 (180 voxels; --surplus anchor" in capsys.readouterr().err
+    assert cli("predict", "--ckpt", ckpt, path, "--out-dir", low, "--expected-discs", "2", "--surplus", "anchor") == 0
+    assert "kept the 2 nearest the inferior end, dropped 1 (360 voxels; --surplus largest" in capsys.readouterr().err
     for out, kept, dropped in ((low, slice(38, 41), slice(8, 14)), (big, slice(8, 14), slice(38, 41))):
         written = np.asarray(nib.load(out / "scan_discs.nii.gz").dataobj)
         assert written[:, kept].any() and not written[:, dropped].any() and written[:, 24:28].any()

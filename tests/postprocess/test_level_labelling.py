@@ -76,36 +76,38 @@ def six_discs(partial_row: int) -> np.ndarray:
     return mask
 
 
-def test_extra_disc_above_l1_l2_is_dropped_not_a_smaller_l5_s1():
-    # T12-L1 (27 voxels) at the top of the field of view, L5-S1 partly found (18 voxels): keeping the five
-    # largest would keep T12-L1, drop L5-S1 and shift every name by one.
+def test_extra_disc_above_l1_l2_drops_a_smaller_l5_s1_unless_the_anchor_end_is_kept():
+    # T12-L1 (27 voxels) at the top of the field of view, L5-S1 partly found (18 voxels), as on sub20:
+    # keeping the five largest (the default) keeps T12-L1, drops L5-S1 and shifts every name by one.
     mask = six_discs(partial_row=27)
-    with pytest.warns(DiscCountWarning, match="kept the 5 nearest the inferior end"):
+    with pytest.warns(DiscCountWarning, match="kept the 5 largest"):
         lab, info = label_levels(mask, IPR)
+    assert lab[27, 5, 5] == 0 and lab[2, 5, 5] == DEFAULT_LABELS["L1-L2"] and lab[22, 5, 5] == DEFAULT_LABELS["L5-S1"]
+    with pytest.warns(DiscCountWarning, match="kept the 5 nearest the inferior end"):
+        lab, info = label_levels(mask, IPR, surplus="anchor")
     assert [d["level"] for d in info["discs"]] == list(LEVELS)
     assert [lab[c] for c in [(7, 5, 5), (27, 5, 5)]] == [DEFAULT_LABELS["L1-L2"], DEFAULT_LABELS["L5-S1"]]
     assert lab[2, 5, 5] == 0 and [d["voxels"] for d in info["dropped"]] == [27]
-    with pytest.warns(DiscCountWarning, match="kept the 5 largest"):
-        lab, info = label_levels(mask, IPR, surplus="largest")
-    assert lab[27, 5, 5] == 0 and lab[2, 5, 5] == DEFAULT_LABELS["L1-L2"] and lab[22, 5, 5] == DEFAULT_LABELS["L5-S1"]
 
 
 @pytest.mark.parametrize(
     ("partial_row", "anchor", "surplus", "dropped_row"),
-    [(27, "inferior", "anchor", 2), (27, "inferior", "largest", 27), (27, "superior", "anchor", 27),
+    [(27, "inferior", "anchor", 2), (27, "inferior", None, 27), (27, "superior", "anchor", 27),
      (2, "superior", "anchor", 27), (2, "superior", "largest", 2)],
 )  # fmt: skip
 def test_which_disc_is_dropped_depends_on_the_rule_and_the_anchor(partial_row, anchor, surplus, dropped_row):
-    # Six discs, one smaller (partly found, or a bright remnant): the anchor rule drops the disc farthest
-    # from the anchor end whatever its size, so a false positive beyond the anchor end is kept and named.
+    # Six discs, one smaller (partly found, or a false positive in the sacrum as on sub25): the anchor rule
+    # drops the disc farthest from the anchor end whatever its size, so a false positive beyond the anchor
+    # end is kept and named; the default drops the smallest.
     with pytest.warns(DiscCountWarning, match="found 6"):
-        lab, info = label_levels(six_discs(partial_row), IPR, anchor=anchor, surplus=surplus)
+        rule = {} if surplus is None else {"surplus": surplus}
+        lab, info = label_levels(six_discs(partial_row), IPR, anchor=anchor, **rule)
     kept_rows = [row for row in range(2, 30, 5) if row != dropped_row]
     assert [int(lab[row, 5, 5]) for row in kept_rows] == [DEFAULT_LABELS[level] for level in LEVELS]
     assert lab[dropped_row, 5, 5] == 0 and info["dropped"][0]["centroid_mm"][2] == pytest.approx(-dropped_row, abs=0.5)
 
 
-def test_real_mask_with_an_extra_disc_above_keeps_its_names(lumbar_dir):
+def test_real_mask_with_an_extra_disc_above_keeps_its_names_with_the_anchor_rule(lumbar_dir):
     nib = pytest.importorskip("nibabel")
     image = nib.load(lumbar_dir / "sub20_discs.nii.gz")  # native (I, P, R): axis 0 runs inferior
     labels = np.asarray(image.dataobj)
@@ -118,8 +120,11 @@ def test_real_mask_with_an_extra_disc_above_keeps_its_names(lumbar_dir):
     l5 = np.argwhere(labels == DEFAULT_LABELS["L5-S1"])
     partial[tuple(l5[: len(l5) // 2].T)] = 0  # half of L5-S1 found: smaller than the extra disc
     with pytest.warns(DiscCountWarning, match="found 6"):
-        lab, info = label_levels((partial > 0) | extra, image.affine)
+        lab, info = label_levels((partial > 0) | extra, image.affine, surplus="anchor")
     assert np.array_equal(lab, partial) and info["dropped"][0]["voxels"] == int(extra.sum())
+    with pytest.warns(DiscCountWarning, match="found 6"):
+        lab, info = label_levels((partial > 0) | extra, image.affine)
+    assert not lab[tuple(l5[len(l5) // 2 :].T)].any() and (lab[extra] == DEFAULT_LABELS["L1-L2"]).all()
 
 
 @pytest.mark.parametrize(
