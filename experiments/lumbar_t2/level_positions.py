@@ -2,14 +2,14 @@
 
 Shows when level labelling kept a disc the annotators did not draw (T12-L1 at the top of the field of
 view) and dropped a drawn one (L5-S1): the predicted centres then sit one level above the manual ones.
-``results/level_positions_sub20.csv``: seed 0 with the default rule and with ``--surplus largest``, seed 2
+``results/level_positions_sub20.csv``: seed 0 with the default rule and with ``--surplus anchor``, seed 2
 (which finds no L5-S1), the 3-seed ensemble with both rules:
 
     P=work/predict; S=sub20/orphans_removed; E=$P/augmented_bg_x2_ensemble/sub20
     python experiments/lumbar_t2/level_positions.py --truth ../shared/data/lumbar-t2/sub20_discs.nii.gz \
-        --pred $P/augmented_bg_x2/$S/sub20_T2w_discs.nii.gz $P/augmented_bg_x2/${S}_largest/sub20_T2w_discs.nii.gz \
+        --pred $P/augmented_bg_x2/$S/sub20_T2w_discs.nii.gz $P/augmented_bg_x2/${S}_anchor/sub20_T2w_discs.nii.gz \
         $P/augmented_bg_x2_seed2/$S/sub20_T2w_discs.nii.gz $E/sub20_T2w_discs.nii.gz \
-        $E/orphans_removed_largest/sub20_T2w_discs.nii.gz -o results/level_positions_sub20.csv
+        $E/orphans_removed_anchor/sub20_T2w_discs.nii.gz -o results/level_positions_sub20.csv
 """
 
 from __future__ import annotations
