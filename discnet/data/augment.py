@@ -174,16 +174,22 @@ def _sampling_grid(
         field = _cubic_upsampling(g, h) @ noise  # (k, 2, h, g): rows, columns displacement per row
         left = torch.cat([left, field[:, 0], field[:, 1]], dim=-1)
         right = torch.cat([right, along_y, along_x], dim=1)
-    return torch.bmm(left, right.reshape(k, right.shape[1], 2 * w)).view(k, h, w, 2)
+    right = right.reshape(k, right.shape[1], 2 * w)
+    if noise is None:  # two terms: two broadcast passes (a K = 2 bmm is twice as slow on a CPU as K = 18)
+        return torch.mul(left[..., :1], right[:, :1]).addcmul_(left[..., 1:], right[:, 1:]).view(k, h, w, 2)
+    return torch.bmm(left, right).view(k, h, w, 2)
 
 
 def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> None:
     """Rotation, scaling, elastic deformation and the mirror as one resampling of the chosen slices.
 
     Every draw is made for all samples (the generator advances alike whatever is chosen); the grids are
-    built only for the samples a warp applies to (with their mirror folded in) and resampled in one
-    call per tensor (torch spreads a batch over the cores): the image bilinearly, the mask by nearest
-    neighbour. Slices that are only mirrored are flipped. Works in place.
+    built only for the samples a warp applies to (with their mirror folded in) and resampled, the image
+    bilinearly, the mask by nearest neighbour. On a CPU, as many slices at a time as there are threads
+    (torch spreads a batch over the cores), so that each grid is still in cache when the mask reuses
+    it (with the two-term grid's broadcast: 1.32x over 8ab8961's single call,
+    ``experiments/benchmarks/results-cpu-augment-versions-8ab8961.json``); on a GPU, all in one call.
+    Slices that are only mirrored are flipped. Works in place.
     """
     n, size = len(images), tuple(images.shape[-2:])
     h, w = size
@@ -195,17 +201,19 @@ def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> None:
     noise = torch.randn(n, 2, coarse, coarse, generator=g) * cfg.elastic_magnitude * max(h, w)
     mirror = torch.rand(n, generator=g) < cfg.mirror_p
     warped = (angle != 0) | (zoom != 1) | elastic
-    idx = torch.nonzero(warped).flatten()
-    chosen = idx.tolist()  # slices copied through views: advanced indexing copies 512-px slices 3-5x slower
-    if chosen:
-        displacement = torch.where(elastic[idx, None, None, None], noise[idx], torch.zeros(()))
+    displacement = torch.where(elastic[:, None, None, None], noise, torch.zeros(())) if bool(elastic.any()) else None
+    chosen = torch.nonzero(warped).flatten().tolist()
+    step = max(1, torch.get_num_threads()) if images.device.type == "cpu" else max(1, len(chosen))
+    for start in range(0, len(chosen), step):
+        part = chosen[start : start + step]  # slices copied through views: advanced indexing is 3-5x slower
+        idx = torch.tensor(part)
         grid = _sampling_grid(
-            angle[idx], zoom[idx], displacement if bool(elastic.any()) else None, size, mirror[idx]
+            angle[idx], zoom[idx], None if displacement is None else displacement[idx], size, mirror[idx]
         ).to(images.device, images.dtype)
-        image = F.grid_sample(torch.stack([images[i] for i in chosen]), grid, "bilinear", "zeros", align_corners=True)
-        mask = torch.stack([labels[i] for i in chosen])[:, None].to(images.dtype)
+        image = F.grid_sample(torch.stack([images[i] for i in part]), grid, "bilinear", "zeros", align_corners=True)
+        mask = torch.stack([labels[i] for i in part])[:, None].to(images.dtype)
         mask = F.grid_sample(mask, grid, "nearest", "zeros", align_corners=True)
-        for j, i in enumerate(chosen):
+        for j, i in enumerate(part):
             images[i] = image[j]
             labels[i] = mask[j, 0]
     for i in torch.nonzero(mirror & ~warped).flatten().tolist():

@@ -236,3 +236,20 @@ def test_double_images_are_warped_in_double():
 def test_a_gamma_range_reaching_zero_is_refused():
     with pytest.raises(ValueError, match="gamma"):
         AugmentConfig(gamma=(0.0, 1.5))
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_the_warp_does_not_depend_on_how_many_slices_are_resampled_at_a_time(threads):
+    """On a CPU the warped slices go through grid_sample as many at a time as there are threads."""
+    images, labels = _batch(n=7)
+    cfg = dataclasses.replace(FEW, rotation_p=0.7, scaling_p=0.5, elastic_p=0.5)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        chunked = augment_batch(images, labels, cfg, batch_generator(1, 0, 4))
+        torch.set_num_threads(8)
+        whole = augment_batch(images, labels, cfg, batch_generator(1, 0, 4))
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(chunked[0], whole[0], atol=1e-6, rtol=0)
+    assert torch.equal(chunked[1], whole[1])
