@@ -54,3 +54,43 @@ def test_disc_positions_of_a_real_mask_run_superior_with_the_label(drivers, lumb
     table = drivers["level_positions"].positions(lumbar_dir / "sub20_discs.nii.gz", "manual")
     assert table["label"].tolist() == [1, 2, 3, 4, 5]  # 1 = L5-S1 ... 5 = L1-L2
     assert table["z_mm"].is_monotonic_increasing and (table["voxels"] > 0).all()
+
+
+def test_the_longer_preset_run_is_the_shipped_preset_at_n_epochs_scored_four_ways(drivers, monkeypatch, tmp_path):
+    longer = importlib.import_module("longer")
+    trained = []
+
+    def train(args, variant, held):
+        trained.append((variant, drivers["run"].VARIANTS[variant], held))
+        return tmp_path
+
+    def score_run(args, variant, held, run_dir, tta=None):
+        assert tta is True
+        base = pd.DataFrame({"level": ["all"], "dice": [0.5], "method": [f"discnet {variant}"], "epochs": [108]})
+        return [
+            base.assign(orphan_removal=o, tta=t, train_s=1.0)
+            for o, t in ((True, "none"), (False, "none"), (True, "flip"))
+        ]
+
+    class Folder:
+        def __init__(self, run_dir):
+            pass
+
+        def checkpoint(self, which):
+            return tmp_path / f"{which}.ckpt"
+
+    def anchor_rule(args, ckpts, held, out, method):
+        assert ckpts == [tmp_path / "last.ckpt"]
+        return pd.DataFrame(
+            {"level": ["all"], "dice": [0.4], "orphan_removal": [True], "method": [f"{method}, --surplus anchor"]}
+        )
+
+    for name, fn in (("train", train), ("score_run", score_run), ("RunFolder", Folder), ("anchor_rule", anchor_rule)):
+        monkeypatch.setattr(longer, name, fn)
+    tables = longer._preset(type("Args", (), {"work": tmp_path})(), 108, "sub20")
+    assert trained == [("preset_108ep", ("lumbar_t2", ["trainer.max_epochs=108"]), "sub20")]
+    assert [t["method"].iloc[0] for t in tables] == [
+        "discnet preset_108ep", "discnet preset_108ep", "discnet preset_108ep, flip TTA",
+        "discnet preset_108ep, --surplus anchor",
+    ]  # fmt: skip
+    assert longer.STEPS_PER_EPOCH * 36 == 396  # the peer's steps match the preset's on a two-scan fold
