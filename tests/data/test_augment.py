@@ -251,5 +251,6 @@ def test_the_warp_does_not_depend_on_how_many_slices_are_resampled_at_a_time(thr
         whole = augment_batch(images, labels, cfg, batch_generator(1, 0, 4))
     finally:
         torch.set_num_threads(before)
+    assert not torch.equal(whole[1], labels)  # slices were warped, in more than one chunk when threads=1
     torch.testing.assert_close(chunked[0], whole[0], atol=1e-6, rtol=0)
     assert torch.equal(chunked[1], whole[1])
