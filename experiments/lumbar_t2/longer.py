@@ -28,10 +28,10 @@ STEPS_PER_EPOCH = BASELINE_STEPS // 18  # batches of 8 of a two-scan fold
 STEPS = 2 * BASELINE_STEPS
 
 
-def _preset(args, epochs: int, held: str) -> list[pd.DataFrame]:
-    """The preset at ``epochs`` on fold ``held``: orphan removal on, off, flip TTA, the anchor rule."""
-    variant = f"preset_{epochs}ep"
-    VARIANTS[variant] = ("lumbar_t2", [f"trainer.max_epochs={epochs}"])
+def _preset(args, epochs: int, held: str, seed: int = 0) -> list[pd.DataFrame]:
+    """The preset at ``epochs`` (``seed``) on fold ``held``: orphan removal on, off, flip TTA, the anchor rule."""
+    variant = f"preset_{epochs}ep" + (f"_seed{seed}" if seed else "")
+    VARIANTS[variant] = ("lumbar_t2", [f"trainer.max_epochs={epochs}", *([f"seed={seed}"] if seed else [])])
     run_dir = train(args, variant, held)
     if run_dir is None:
         return []
@@ -42,12 +42,31 @@ def _preset(args, epochs: int, held: str) -> list[pd.DataFrame]:
     return [t.assign(method=t["method"] + t["tta"].map({"none": "", "flip": ", flip TTA"})) for t in tables]
 
 
+def seed_means(wide: pd.DataFrame) -> pd.DataFrame | None:
+    """Whole-volume Dice per fold averaged over the seeds of each scoring (``preset_108ep_seed1, flip TTA``
+    counts with ``preset_108ep, flip TTA``), with the seeds' count; None when no method has two seeds.
+
+    Example:
+        >>> idx = pd.MultiIndex.from_tuples([("discnet p", True), ("discnet p_seed1", True)])
+        >>> seed_means(pd.DataFrame({"sub11": [0.8, 0.9], "mean": [0.8, 0.9]}, index=idx)).to_dict("records")
+        [{'sub11': 0.85, 'mean': 0.85, 'seeds': 2}]
+    """
+    method = wide.index.get_level_values(0).str.replace(r"_seed\d+", "", regex=True)
+    keys = [method, wide.index.get_level_values(1)]
+    means = wide.groupby(keys).mean().round(4).assign(seeds=wide.groupby(keys).size())
+    means = means[means["seeds"] > 1]
+    return None if means.empty else means
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "lumbar-t2")
     parser.add_argument("--work", type=Path, default=HERE / "work")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--preset-epochs", type=int, help="the lumbar_t2 preset at this many epochs")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="with --preset-epochs: train and score these seeds"
+    )
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     args = parser.parse_args()
     epochs = args.preset_epochs
@@ -60,7 +79,7 @@ def main() -> None:
             if run_dir is not None:
                 rows += [t.drop(columns=["tta"]) for t in score_run(args, "recipe_x2", held, run_dir)[:2]]
         else:
-            rows += [t.drop(columns=["tta"]) for t in _preset(args, epochs, held)]
+            rows += [t.drop(columns=["tta"]) for seed in args.seeds for t in _preset(args, epochs, held, seed)]
         rows += [
             t.drop(columns=["tta"])
             for t in baseline(args, held, steps, "monai_x2" if epochs is None else f"monai_{steps}steps")
@@ -68,6 +87,7 @@ def main() -> None:
         table = pd.concat(rows, ignore_index=True)
         table.to_csv(args.results / f"{stem}.csv", index=False)
     wide, per_level, seconds = side_by_side(table)
+    seeds = seed_means(wide)
     l5 = table[(table["level"] == "L5-S1") & table["orphan_removal"]].groupby("method")["dice"].mean().round(4)
     text = [
         f"# Longer training: {'recipe (36 epochs)' if epochs is None else f'lumbar_t2 preset ({epochs} epochs)'}"
@@ -77,6 +97,8 @@ def main() -> None:
         "",
         wide.reset_index().to_markdown(index=False),
         "",
+        *(["Mean over the seeds (each seed's `last.ckpt` scored alone, then averaged):", "",
+           seeds.reset_index().to_markdown(index=False), ""] if seeds is not None else []),
         "L5-S1 Dice (orphan removal on, mean over the folds): "
         + ", ".join(f"{method} {value}" for method, value in l5.items()),
         "",

@@ -191,9 +191,9 @@ def test_few_scan_presets_turn_the_few_scan_levers_on(preset, tmp_path):
     assert cfg.image_size % 2**cfg.model.net.depth == 0
 
 
-def test_lumbar_t2_trains_396_steps_on_a_two_scan_fold(tmp_path):
+def test_lumbar_t2_trains_1188_steps_on_a_two_scan_fold(tmp_path):
     cfg = _compose(["experiment=lumbar_t2"], tmp_path)
-    assert (cfg.trainer.max_epochs, cfg.image_size, cfg.augment.name) == (36, 192, "few_scans")
+    assert (cfg.trainer.max_epochs, cfg.image_size, cfg.augment.name) == (108, 192, "few_scans")
 
 
 @pytest.mark.parametrize(
