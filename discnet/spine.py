@@ -23,6 +23,10 @@ LEVELS: tuple[str, ...] = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 #: Default label value of each level (as in ../shared/data/lumbar-t2: 1 = L5-S1 ... 5 = L1-L2).
 DEFAULT_LABELS: dict[str, int] = {level: 5 - i for i, level in enumerate(LEVELS)}
 
+#: Which discs are kept when more are found than expected: the largest, or those nearest the anchor end
+#: (see :func:`discnet.postprocess.levels.label_levels`).
+SURPLUS: tuple[str, ...] = ("largest", "anchor")
+
 #: Pfirrmann grades, I (healthy) to V (collapsed), as roman numerals.
 GRADES: tuple[str, ...] = ("I", "II", "III", "IV", "V")
 

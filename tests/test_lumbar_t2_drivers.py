@@ -44,6 +44,23 @@ def test_the_other_labelling_rule_is_scored_under_its_own_name(drivers, monkeypa
     assert table["orphan_removal"].all() and table["held_out"].tolist() == ["sub20"]
 
 
+def test_rows_not_marked_anchor_keep_the_five_largest_whatever_the_checkpoint_records(drivers, monkeypatch, tmp_path):
+    run, flags = drivers["run"], []
+
+    def predict(args, ckpts, held, out, *given):
+        flags.append(given)
+        return pd.DataFrame({"level": ["all"], "dice": [0.5]})
+
+    monkeypatch.setattr(run, "predict", predict)
+    monkeypatch.setattr(run, "read_summary", lambda run_dir: {"epochs": 108, "wall_time_s": 1.0})
+    args = type("Args", (), {"work": tmp_path, "reference": tmp_path / "r.csv"})()
+    run.score_run(args, "preset", "sub20", tmp_path, tta=True)
+    monkeypatch.setattr(run, "complete", lambda run_dir: True)
+    monkeypatch.setattr(pd, "read_csv", lambda path: pd.DataFrame())
+    run.ensemble(args, "recipe", "sub20")
+    assert len(flags) == 4 and all(f[-2:] == ("--surplus", "largest") for f in flags)  # lumbar_t2 records anchor
+
+
 def test_the_earlier_recipe_is_pinned_for_run_py(drivers):
     experiment, overrides = drivers["run"].earlier_recipe("seed=1")
     assert experiment == "lumbar_t2"

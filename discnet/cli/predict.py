@@ -25,7 +25,7 @@ from discnet.inference.predict import levels_and_values, load_models
 from discnet.inference.predict_scans import PredictOptions, predict_scans
 from discnet.inference.uncertainty import FLIPS, read_reference
 from discnet.io import read_levels
-from discnet.postprocess.levels import SURPLUS
+from discnet.spine import SURPLUS
 
 
 def add_parser(subparsers) -> None:
@@ -63,9 +63,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--surplus",
         choices=list(SURPLUS),
-        default="largest",
-        help="when more discs are found, keep the largest (default) or those nearest the --anchor end (a field"
-        " of view reaching T12-L1 above a partly found L5-S1); check the warning either way",
+        help="when more discs are found, keep the largest or those nearest the --anchor end (a field of view"
+        " reaching T12-L1 above a partly found L5-S1); default: the model's setting (surplus in its training"
+        " config; largest for checkpoints without one); check the warning either way",
     )
     parser.add_argument("--no-orphan-removal", action="store_true", help="keep stray disc islands (paper 2.6)")
     parser.add_argument("--same-format", action="store_true", help="write in the input's format (DICOM -> NIfTI)")

@@ -45,7 +45,7 @@ class PredictOptions:
 
     Attributes:
         expected_discs, orphan_removal, anchor, surplus, batch_size, precision, tta, uncertainty: passed to
-            :func:`~discnet.inference.predict.predict_volume`.
+            :func:`~discnet.inference.predict.predict_volume` (``surplus`` None: the model's setting).
         skip_existing: keep a scan's outputs when all of them exist (its volumes are re-read).
         reference: a volume table whose per-level range flags outlying discs (ensembles).
     """
@@ -53,7 +53,7 @@ class PredictOptions:
     expected_discs: int = 5
     orphan_removal: bool = True
     anchor: str = "inferior"
-    surplus: str = "largest"
+    surplus: str | None = None
     batch_size: int = 8
     precision: str = "32"
     tta: str = "none"
@@ -107,7 +107,7 @@ def _predict_one(job: Job, nets, settings: ModelSettings, options: PredictOption
         expected_discs=options.expected_discs,
         orphan_removal=options.orphan_removal,
         anchor=options.anchor,
-        surplus=options.surplus,
+        surplus=options.surplus or settings.surplus,
         batch_size=options.batch_size,
         device=device,
         precision=options.precision,

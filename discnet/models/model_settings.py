@@ -2,7 +2,7 @@
 
 A discnet checkpoint carries, besides the network, everything prediction needs (as nnU-Net's model folder
 carries its plans): the input preset it was trained on, the image size, the probability threshold it was
-validated with and the level names of the label values it writes. :func:`model_settings` reads them from
+validated with, the level names of the label values it writes and which discs it keeps of too many found. :func:`model_settings` reads them from
 ``hyper_parameters``, fills what an older checkpoint lacks from its run's ``config.yaml`` (two folders up),
 then from the caller's flags; :func:`ensemble_settings` checks that the members of an ensemble agree.
 
@@ -11,8 +11,8 @@ Example:
     >>> from discnet.data.preprocess import input_presets
     >>> hyper = {"input": dataclasses.asdict(input_presets()["raw"]), "image_size": 64, "threshold": 0.6}
     >>> s = model_settings("m.ckpt", {"hyper_parameters": hyper})
-    >>> s.input == input_presets()["raw"], s.image_size, s.threshold, s.levels[1]
-    (True, 64, 0.6, 'L5-S1')
+    >>> s.input == input_presets()["raw"], s.image_size, s.threshold, s.levels[1], s.surplus
+    (True, 64, 0.6, 'L5-S1', 'largest')
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from discnet.io.levels import check_known_names, default_levels
 from discnet.io.safe_yaml import read_plain_yaml
 from discnet.models.checkpoint import check_image_size
 from discnet.models.run_folder import RunFolder
+from discnet.spine import SURPLUS
 
 #: The ``hyper_parameters`` keys prediction reads (a run's ``config.yaml`` may supply the first two).
-KEYS = ("input", "image_size", "threshold", "levels")
+KEYS = ("input", "image_size", "threshold", "levels", "surplus")
 _RETRAIN = "retrain it or pass a checkpoint written by discnet train"
 _LEVELS = "pass --levels levels.csv (label,level)"
 
@@ -44,12 +45,15 @@ class ModelSettings:
         image_size: side of the square network input.
         threshold: probability above which a voxel is disc.
         levels: label value -> level name of the written masks.
+        surplus: of more discs found than expected, those kept (``largest`` or ``anchor``; see
+            :func:`~discnet.postprocess.levels.label_levels`).
     """
 
     input: InputConfig
     image_size: int
     threshold: float
     levels: dict[int, str]
+    surplus: str = "largest"
 
 
 def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:
@@ -144,6 +148,13 @@ def _threshold(path, stored: dict) -> float:
     return float(value)
 
 
+def _surplus(path, stored: dict) -> str:
+    value = stored.get("surplus", "largest")  # largest: the rule of checkpoints that predate the setting
+    if value not in SURPLUS:
+        raise InputError(path, f"records surplus {value!r}, not one of {', '.join(SURPLUS)}", "pass --surplus")
+    return str(value)
+
+
 def model_settings(
     path: str | Path,
     checkpoint: dict,
@@ -165,6 +176,7 @@ def model_settings(
         _image_size(path, stored, image_size),
         _threshold(path, stored),
         dict(levels),
+        _surplus(path, stored),
     )
 
 
@@ -187,4 +199,10 @@ def ensemble_settings(members: Sequence[tuple[Path, ModelSettings]]) -> ModelSet
             )
         if other.levels != settings.levels:
             raise InputError(path, f"names levels {other.levels}, but {first} {settings.levels}", "pass --levels")
+        if other.surplus != settings.surplus:
+            raise InputError(
+                path,
+                f"keeps the {other.surplus} discs of a surplus, but {first} the {settings.surplus}",
+                "pass --surplus",
+            )
     return settings

@@ -39,10 +39,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
-from discnet.spine import DEFAULT_LABELS, LEVELS
-
-#: which discs are kept when more are found than expected (see :func:`label_levels`)
-SURPLUS = ("largest", "anchor")
+from discnet.spine import DEFAULT_LABELS, LEVELS, SURPLUS
 
 
 class DiscCountWarning(UserWarning):

@@ -21,6 +21,7 @@ from discnet.inference.predict import levels_and_values
 from discnet.io.levels import read_levels
 from discnet.io.limits import check_limit
 from discnet.models.checkpoint import check_net_kwargs
+from discnet.spine import SURPLUS
 
 FIX = "see python train.py --help for the options"
 
@@ -55,6 +56,9 @@ def check_train_config(cfg: DictConfig) -> None:
         _integer(cfg, "trainer.max_epochs", 1, allowed=(-1,))
     net = _value(cfg, "model.net")
     check_net_kwargs(OmegaConf.to_container(net, resolve=True) if net is not None else {}, "model.net")
+    surplus = _value(cfg, "surplus")
+    if surplus is not None and surplus not in SURPLUS:
+        raise InputError(f"surplus={surplus}", f"is not one of {', '.join(SURPLUS)}", "set surplus=largest or anchor")
     levels = _value(cfg, "levels")
     if levels is not None:  # lumbar names, label values 1..255: what predict accepts from the checkpoint
         levels_and_values(read_levels(str(levels)), str(levels))

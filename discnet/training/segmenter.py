@@ -46,6 +46,8 @@ class DiscSegmenter(L.LightningModule):
         threshold: probability above which a voxel is disc.
         levels: ``{level name: label value}`` of the masks prediction writes (stored likewise; None: the
             default 1 = L5-S1 ... 5 = L1-L2).
+        surplus: which discs prediction keeps when it finds more than expected (``largest`` or ``anchor``;
+            stored likewise, see :func:`~discnet.postprocess.levels.label_levels`).
     """
 
     def __init__(
@@ -60,6 +62,7 @@ class DiscSegmenter(L.LightningModule):
         val_batch_size: int = 16,
         threshold: float = 0.5,
         levels: dict[str, int] | None = None,
+        surplus: str = "largest",
     ):
         super().__init__()
         net = {**net, "in_channels": 1 + 2 * int(context_slices)}

@@ -97,8 +97,16 @@ def main() -> None:
         "",
         wide.reset_index().to_markdown(index=False),
         "",
-        *(["Mean over the seeds (each seed's `last.ckpt` scored alone, then averaged):", "",
-           seeds.reset_index().to_markdown(index=False), ""] if seeds is not None else []),
+        *(
+            [
+                "Mean over the seeds (each seed's `last.ckpt` scored alone, then averaged):",
+                "",
+                seeds.reset_index().to_markdown(index=False),
+                "",
+            ]
+            if seeds is not None
+            else []
+        ),
         "L5-S1 Dice (orphan removal on, mean over the folds): "
         + ", ".join(f"{method} {value}" for method, value in l5.items()),
         "",

@@ -117,3 +117,32 @@ def test_ensemble_members_must_name_levels_alike_unless_levels_are_given(tmp_pat
     with pytest.raises(InputError, match="names levels"):
         load_models([a, b])
     assert load_models([a, b], levels={3: "L5-S1"})[1].levels == {3: "L5-S1"}
+
+
+def test_predict_keeps_the_surplus_discs_the_checkpoint_records_unless_told(tmp_path, monkeypatch, capsys):
+    from tests.inference.test_predict import fake_network, synthetic
+
+    scan, truth = synthetic(tmp_path)
+    labels = truth.array.copy()
+    labels[4:16, 8:10, 2:7] = 3  # the superior slab (rows 8-13) is the largest (360 voxels) ...
+    labels[4:16, 41, 2:7] = 0  # ... the inferior one (rows 38-40) the smallest (180); expect two discs
+    fake_network(monkeypatch, type(truth)(labels, truth.affine))
+    kept = {}
+    for name, recorded, flag in (("anchor", "anchor", []), ("told", "anchor", ["--surplus", "largest"]),
+                                 ("old", None, [])):  # fmt: skip
+        ckpt = save_checkpoint(tmp_path / f"{name}.ckpt", surplus=recorded)
+        args = ["predict", "--ckpt", str(ckpt), str(scan), "--out-dir", str(tmp_path / name), "--expected-discs", "2"]
+        assert discnet.cli.main(args + flag) == 0
+        written = np.asarray(nib.load(tmp_path / name / "scan_discs.nii.gz").dataobj)
+        kept[name] = (bool(written[:, 8:14].any()), bool(written[:, 38:41].any()))
+    assert kept == {"anchor": (False, True), "told": (True, False), "old": (True, False)}
+    assert "kept the 2 nearest the inferior end" in capsys.readouterr().err
+
+
+def test_a_bad_recorded_surplus_or_members_that_disagree_are_refused(tmp_path):
+    with pytest.raises(InputError, match="records surplus 'smallest'"):
+        load_models([save_checkpoint(tmp_path / "bad.ckpt", surplus="smallest")])
+    a = save_checkpoint(tmp_path / "a.ckpt", surplus="anchor")
+    with pytest.raises(InputError, match="keeps the largest discs of a surplus"):
+        load_models([a, save_checkpoint(tmp_path / "b.ckpt")])
+    assert load_models([a, a])[1].surplus == "anchor"

@@ -194,6 +194,7 @@ def test_few_scan_presets_turn_the_few_scan_levers_on(preset, tmp_path):
 def test_lumbar_t2_trains_1188_steps_on_a_two_scan_fold(tmp_path):
     cfg = _compose(["experiment=lumbar_t2"], tmp_path)
     assert (cfg.trainer.max_epochs, cfg.image_size, cfg.augment.name) == (108, 192, "few_scans")
+    assert (cfg.surplus, _compose(["experiment=few_scans"], tmp_path).surplus) == ("anchor", "largest")
 
 
 @pytest.mark.parametrize(

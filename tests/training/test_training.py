@@ -66,6 +66,7 @@ def test_checkpoint_rebuilds_the_network_safely(first_run):
     assert net.base_filters == 4 and checkpoint["hyper_parameters"]["image_size"] == 32
     assert checkpoint["hyper_parameters"]["input"]["name"] == "stretched"
     assert checkpoint["hyper_parameters"]["levels"] == DEFAULT_LABELS  # what predict names the discs by
+    assert checkpoint["hyper_parameters"]["surplus"] == "largest"  # conf/train.yaml's; lumbar_t2: anchor
 
 
 def test_same_seed_same_metrics(first_run, tiny_dataset, tmp_path):
