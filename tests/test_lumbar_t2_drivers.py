@@ -111,3 +111,21 @@ def test_the_longer_preset_run_is_the_shipped_preset_at_n_epochs_scored_four_way
         "discnet preset_108ep, --surplus anchor",
     ]  # fmt: skip
     assert longer.STEPS_PER_EPOCH * 36 == 396  # the peer's steps match the preset's on a two-scan fold
+
+
+def test_the_longer_preset_curves_draw_its_seeds_beside_the_paper_preset(drivers, monkeypatch, tmp_path):
+    longer = importlib.import_module("longer")
+    scores = pd.DataFrame({"epoch": [0, 1], "val/dsc": [0.1, 0.6]})
+    for variant in ("preset_108ep", "preset_108ep_seed1", "preset_1080ep", "recipe_x2"):
+        (tmp_path / "work" / "train" / variant / "sub25").mkdir(parents=True)
+        scores.to_csv(tmp_path / "work" / "train" / variant / "sub25" / "val_scores.csv", index=False)
+    (tmp_path / "results" / "epochs").mkdir(parents=True)
+    scores.to_csv(tmp_path / "results" / "epochs" / "paper_sub25.csv", index=False)
+    drawn = {}
+    monkeypatch.setattr(longer, "plot_curves", lambda history, fold, out, bold: drawn.update(
+        variants=sorted(set(history["variant"])), fold=fold, out=out.name, bold=bold))  # fmt: skip
+    longer._curves(type("Args", (), {"work": tmp_path / "work", "results": tmp_path / "results"})(), "preset_108ep")
+    assert drawn == {
+        "variants": ["paper", "preset_108ep", "preset_108ep_seed1"], "fold": "sub25",
+        "out": "curves_preset_108ep.png", "bold": ("preset_108ep", "paper"),
+    }  # fmt: skip

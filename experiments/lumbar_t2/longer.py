@@ -8,21 +8,24 @@ By default, twice the steps: the earlier recipe at 36 epochs (396 steps) and the
 written to ``results/longer.csv`` (per fold and level, orphan removal off and on) and ``results/longer.md``.
 With ``--preset-epochs N``, the ``lumbar_t2`` preset as shipped but for ``trainer.max_epochs=N`` (also
 scored with flip TTA and ``--surplus anchor``) and the peer at the same steps (N x 11 on a two-scan
-fold), written to ``results/longer_preset_<N>ep.{csv,md}``:
+fold), written to ``results/longer_preset_<N>ep.{csv,md}``, each seed's val/dsc per epoch on sub25 beside
+the paper's preset in ``results/curves_preset_<N>ep.png``; ``--final`` then trains the preset as shipped
+on all three scans (``results/final_preset.json``, ``results/final_preset_volumes.csv``):
 
     python experiments/lumbar_t2/longer.py --work experiments/lumbar_t2/work
-    python experiments/lumbar_t2/longer.py --work experiments/lumbar_t2/work --preset-epochs 108
+    python experiments/lumbar_t2/longer.py --work experiments/lumbar_t2/work --preset-epochs 108 --seeds 0 1 2 --final
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pandas as pd
-from report_tables import side_by_side
-from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, VARIANTS, RunFolder, baseline, score_run, train
-from seeds_x2 import anchor_rule
+from report_tables import curves, plot_curves, side_by_side
+from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, VARIANTS, RunFolder, baseline, final_model, score_run, train
+from seeds_x2 import CURVES_FOLD, anchor_rule
 
 STEPS_PER_EPOCH = BASELINE_STEPS // 18  # batches of 8 of a two-scan fold
 STEPS = 2 * BASELINE_STEPS
@@ -66,6 +69,10 @@ def main() -> None:
     parser.add_argument("--preset-epochs", type=int, help="the lumbar_t2 preset at this many epochs")
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="with --preset-epochs: train and score these seeds"
+    )
+    parser.add_argument("--final", action="store_true", help="then the preset as shipped on all three scans")
+    parser.add_argument(
+        "--reference", type=Path, default=ROOT.parent / "shared" / "data" / "ivd-volumes" / "reference_volumes_cm3.csv"
     )
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     args = parser.parse_args()
@@ -121,6 +128,23 @@ def main() -> None:
     ]
     (args.results / f"{stem}.md").write_text("\n".join(text), encoding="utf-8")
     print("\n".join(text))
+    if epochs is not None:
+        _curves(args, f"preset_{epochs}ep")
+    if args.final and (final := final_model(args, "preset", "final_preset_volumes.csv")):
+        (args.results / "final_preset.json").write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(final, indent=2))
+
+
+def _curves(args, variant: str) -> None:
+    """val/dsc per epoch of every seed of ``variant`` on sub25 beside the paper's preset (results/epochs)."""
+    history = curves(args, CURVES_FOLD)
+    history = history[history["variant"].str.match(rf"{variant}(_seed\d+)?$")] if not history.empty else history
+    paper = args.results / "epochs" / f"paper_{CURVES_FOLD}.csv"
+    if paper.is_file():
+        history = pd.concat([history, pd.read_csv(paper).assign(variant="paper")], ignore_index=True)
+    if not history.empty:
+        plot_curves(history, CURVES_FOLD, args.results / f"curves_{variant}.png",
+                    bold=(variant, "paper"))  # fmt: skip
 
 
 if __name__ == "__main__":
