@@ -129,3 +129,26 @@ def test_the_longer_preset_curves_draw_its_seeds_beside_the_paper_preset(drivers
         "variants": ["paper", "preset_108ep", "preset_108ep_seed1"], "fold": "sub25",
         "out": "curves_preset_108ep.png", "bold": ("preset_108ep", "paper"),
     }  # fmt: skip
+
+
+def test_the_longer_preset_seeds_are_ensembled_under_both_rules(drivers, monkeypatch, tmp_path):
+    longer, asked = importlib.import_module("longer"), []
+
+    def ensemble(args, name, held, members):
+        asked.append((name, held, members))
+        return pd.DataFrame({"level": ["all"], "dice": [0.9], "tta": ["none"]}), None
+
+    def anchor_rule(args, ckpts, held, out, method):
+        asked.append((len(ckpts), out.relative_to(tmp_path).as_posix()))
+        return pd.DataFrame({"level": ["all"], "method": [f"{method}, --surplus anchor"]})
+
+    monkeypatch.setattr(longer, "ensemble", ensemble)
+    monkeypatch.setattr(longer, "anchor_rule", anchor_rule)
+    tables = longer._ensemble(type("Args", (), {"work": tmp_path})(), 108, "sub20", [0, 1, 2])
+    assert asked == [
+        ("preset_108ep", "sub20", ("preset_108ep", "preset_108ep_seed1", "preset_108ep_seed2")),
+        (3, "predict/preset_108ep_ensemble/sub20"),
+    ]
+    assert [t["method"].iloc[0] for t in tables] == [
+        "discnet preset_108ep, 3-seed ensemble", "discnet preset_108ep, 3-seed ensemble, --surplus anchor"
+    ]  # fmt: skip

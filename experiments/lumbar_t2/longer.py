@@ -7,7 +7,8 @@ issue's targets change with more steps on a machine where both fit the 30-minute
 By default, twice the steps: the earlier recipe at 36 epochs (396 steps) and the peer at 396 steps,
 written to ``results/longer.csv`` (per fold and level, orphan removal off and on) and ``results/longer.md``.
 With ``--preset-epochs N``, the ``lumbar_t2`` preset as shipped but for ``trainer.max_epochs=N`` (also
-scored with flip TTA and ``--surplus anchor``) and the peer at the same steps (N x 11 on a two-scan
+scored with flip TTA and ``--surplus anchor``; with several ``--seeds``, also their ensemble under
+both rules) and the peer at the same steps (N x 11 on a two-scan
 fold), written to ``results/longer_preset_<N>ep.{csv,md}``, each seed's val/dsc per epoch on sub25 beside
 the paper's preset in ``results/curves_preset_<N>ep.png``; ``--final`` then trains the preset as shipped
 on all three scans (``results/final_preset.json``, ``results/final_preset_volumes.csv``):
@@ -24,16 +25,45 @@ from pathlib import Path
 
 import pandas as pd
 from report_tables import curves, plot_curves, side_by_side
-from run import BASELINE_STEPS, HERE, ROOT, SUBJECTS, VARIANTS, RunFolder, baseline, final_model, score_run, train
+from run import (
+    BASELINE_STEPS,
+    HERE,
+    ROOT,
+    SUBJECTS,
+    VARIANTS,
+    RunFolder,
+    baseline,
+    ensemble,
+    final_model,
+    score_run,
+    train,
+)
 from seeds_x2 import CURVES_FOLD, anchor_rule
 
 STEPS_PER_EPOCH = BASELINE_STEPS // 18  # batches of 8 of a two-scan fold
 STEPS = 2 * BASELINE_STEPS
 
 
+def _variant(epochs: int, seed: int) -> str:
+    return f"preset_{epochs}ep" + (f"_seed{seed}" if seed else "")
+
+
+def _ensemble(args, epochs: int, held: str, seeds: list[int]) -> list[pd.DataFrame]:
+    """The seeds of the preset at ``epochs`` on fold ``held`` as one ensemble: the five-largest rule, the anchor
+    rule (the preset's); nothing unless every seed is trained."""
+    name, members = f"preset_{epochs}ep", tuple(_variant(epochs, seed) for seed in seeds)
+    table, _ = ensemble(args, name, held, members)
+    if table is None:
+        return []
+    table = table.assign(method=f"discnet {name}, {len(seeds)}-seed ensemble")
+    ckpts = [RunFolder(args.work / "train" / v / held).checkpoint("last") for v in members]
+    out = args.work / "predict" / f"{name}_ensemble" / held
+    return [table, anchor_rule(args, ckpts, held, out, table["method"].iloc[0]).assign(tta="none")]
+
+
 def _preset(args, epochs: int, held: str, seed: int = 0) -> list[pd.DataFrame]:
     """The preset at ``epochs`` (``seed``) on fold ``held``: orphan removal on, off, flip TTA, the anchor rule."""
-    variant = f"preset_{epochs}ep" + (f"_seed{seed}" if seed else "")
+    variant = _variant(epochs, seed)
     VARIANTS[variant] = ("lumbar_t2", [f"trainer.max_epochs={epochs}", *([f"seed={seed}"] if seed else [])])
     run_dir = train(args, variant, held)
     if run_dir is None:
@@ -87,6 +117,8 @@ def main() -> None:
                 rows += [t.drop(columns=["tta"]) for t in score_run(args, "recipe_x2", held, run_dir)[:2]]
         else:
             rows += [t.drop(columns=["tta"]) for seed in args.seeds for t in _preset(args, epochs, held, seed)]
+            if len(args.seeds) > 1:
+                rows += [t.drop(columns=["tta"]) for t in _ensemble(args, epochs, held, args.seeds)]
         rows += [
             t.drop(columns=["tta"])
             for t in baseline(args, held, steps, "monai_x2" if epochs is None else f"monai_{steps}steps")
