@@ -75,9 +75,10 @@ demo: $(STAMP)  ## synthetic phantoms -> train a small U-Net -> predict a held-o
 		--levels $(DEMO)/heldout/levels.csv -o $(DEMO)/predict/metrics.csv
 	@echo "Outputs: model $(DEMO)/train/checkpoints/best.ckpt, masks + volumes.csv + QC in $(DEMO)/predict"
 
-lumbar-t2: $(STAMP)  ## leave-one-out on ../shared/data/lumbar-t2: recipe vs MONAI peer, ablations, final models; ~2-3 h CPU
+lumbar-t2: $(STAMP)  ## leave-one-out on ../shared/data/lumbar-t2: recipe vs MONAI peer, ablations, seeds, final models; ~7 h CPU
 	$(BIN)/python experiments/lumbar_t2/run.py
-	$(BIN)/python experiments/lumbar_t2/seeds_x2.py --settings augmented_bg_x2 --peer-seeds 0 1 2 --final
+	$(BIN)/python experiments/lumbar_t2/seeds_x2.py --settings augmented_bg_x2 --peer-seeds 0 1 2
+	$(BIN)/python experiments/lumbar_t2/longer.py --preset-epochs 108 --seeds 0 1 2 --final
 
 $(CURDIR)/experiments/work/phantoms/subjects.csv: | $(STAMP)
 	$(BIN)/discnet synth $(@D) --subjects 10 --sessions 2 --slice-count 16 20 --size 128 88 --spacing 2.08 2.08 3.0 --seed 0
