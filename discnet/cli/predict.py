@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         _check_expected_discs(args.expected_discs, given, args.levels)
     reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
-    nets, settings = load_models(args.ckpt, args.input_preset, args.image_size, device, given)
+    nets, settings = load_models(args.ckpt, args.input_preset, args.image_size, device, given, args.surplus)
     if given is None:
         _check_expected_discs(args.expected_discs, settings.levels, None)
     nets = [prepare(net, args.backend, device) for net in nets]  # a backend's build happens before the bar

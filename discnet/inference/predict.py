@@ -86,20 +86,22 @@ def load_models(
     image_size: int | None = None,
     device: str | torch.device = "cpu",
     levels: Mapping[int, str] | None = None,
+    surplus: str | None = None,
 ) -> tuple[list[nn.Module], ModelSettings]:
     """Networks of one or more checkpoints (an ensemble), with the settings they share.
 
-    Each checkpoint's settings (input preset, image size, threshold, level names) are read by
+    Each checkpoint's settings (input preset, image size, threshold, level names, surplus rule) are read by
     :func:`~discnet.models.model_settings.model_settings`: stored, else from the run's ``config.yaml``,
-    else ``input_preset`` / ``image_size``; ``levels`` overrides the stored level names. The members must
-    agree (:func:`~discnet.models.model_settings.ensemble_settings`); InputError otherwise.
+    else ``input_preset`` / ``image_size``; ``levels`` and ``surplus`` override the stored ones. The members
+    must agree (:func:`~discnet.models.model_settings.ensemble_settings`); InputError otherwise. Pass the
+    settings' ``surplus`` on to :func:`predict_volume` (its own default is ``largest``).
     """
     if not paths:
         raise InputError(None, "no model given", "pass --ckpt MODEL.ckpt")
     nets, members = [], []
     for path in map(Path, paths):
         net, checkpoint = load_net(path)
-        members.append((path, model_settings(path, checkpoint, input_preset, image_size, levels)))
+        members.append((path, model_settings(path, checkpoint, input_preset, image_size, levels, surplus)))
         nets.append(net.to(device).eval())
     return nets, ensemble_settings(members)
 

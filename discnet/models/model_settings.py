@@ -161,12 +161,14 @@ def model_settings(
     input_preset: str | None = None,
     image_size: int | None = None,
     levels: Mapping[int, str] | None = None,
+    surplus: str | None = None,
 ) -> ModelSettings:
     """The settings of one checkpoint (already read with :func:`~discnet.models.checkpoint.read_checkpoint`).
 
     ``input_preset`` and ``image_size`` stand in for what the checkpoint and its run do not record, and
     must agree with what they do (InputError otherwise); ``levels`` (e.g. from ``--levels``) overrides
-    the recorded level names, which default to 1 = L5-S1 ... 5 = L1-L2.
+    the recorded level names, which default to 1 = L5-S1 ... 5 = L1-L2; ``surplus`` (e.g. from ``--surplus``)
+    the recorded surplus rule, which defaults to ``largest``.
     """
     stored = stored_settings(path, checkpoint)
     if levels is None:
@@ -176,13 +178,14 @@ def model_settings(
         _image_size(path, stored, image_size),
         _threshold(path, stored),
         dict(levels),
-        _surplus(path, stored),
+        _surplus(path, stored if surplus is None else {"surplus": surplus}),
     )
 
 
 def ensemble_settings(members: Sequence[tuple[Path, ModelSettings]]) -> ModelSettings:
     """The settings shared by the members of an ensemble (``(path, settings)`` pairs); InputError when
-    they prepare scans differently, were validated at different thresholds or name levels differently."""
+    they prepare scans differently, were validated at different thresholds, name levels differently or
+    keep different discs of a surplus."""
     (first, settings), *rest = members
     for path, other in rest:
         if other.image_size != settings.image_size or not same_preprocessing(other.input, settings.input):

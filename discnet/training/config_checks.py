@@ -56,8 +56,8 @@ def check_train_config(cfg: DictConfig) -> None:
         _integer(cfg, "trainer.max_epochs", 1, allowed=(-1,))
     net = _value(cfg, "model.net")
     check_net_kwargs(OmegaConf.to_container(net, resolve=True) if net is not None else {}, "model.net")
-    surplus = _value(cfg, "surplus")
-    if surplus is not None and surplus not in SURPLUS:
+    surplus = _value(cfg, "surplus") if "surplus" in cfg else "largest"
+    if surplus not in SURPLUS:
         raise InputError(f"surplus={surplus}", f"is not one of {', '.join(SURPLUS)}", "set surplus=largest or anchor")
     levels = _value(cfg, "levels")
     if levels is not None:  # lumbar names, label values 1..255: what predict accepts from the checkpoint

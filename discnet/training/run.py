@@ -68,7 +68,7 @@ def _build(cfg: DictConfig, out: Path):
         image_size=int(cfg.image_size),
         channels_last=use_channels_last(cfg),
         levels={name: value for value, name in read_levels(cfg.get("levels")).items()},
-        surplus=str(cfg.get("surplus", "largest")),
+        surplus=str(cfg.get("surplus") or "largest"),
     )
     if cfg.model.get("init_from"):
         load_weights(model.net, read_checkpoint(cfg.model.init_from), cfg.model.init_from)

@@ -146,3 +146,5 @@ def test_a_bad_recorded_surplus_or_members_that_disagree_are_refused(tmp_path):
     with pytest.raises(InputError, match="keeps the largest discs of a surplus"):
         load_models([a, save_checkpoint(tmp_path / "b.ckpt")])
     assert load_models([a, a])[1].surplus == "anchor"
+    assert load_models([a, save_checkpoint(tmp_path / "b.ckpt")], surplus="largest")[1].surplus == "largest"
+    assert load_models([save_checkpoint(tmp_path / "bad.ckpt", surplus="smallest")], surplus="anchor")[1].surplus

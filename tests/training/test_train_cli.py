@@ -72,7 +72,9 @@ def test_wall_time_counts_every_segment_of_a_resumed_run(tiny_dataset, tmp_path)
     assert resumed["wall_time_s"] == pytest.approx(before + resumed["segment_wall_time_s"], abs=0.02)
 
 
-@pytest.mark.parametrize("override", ["data.manifest=/nonexistent/subjects.csv", "seed=-1", "surplus=smallest"])
+@pytest.mark.parametrize(
+    "override", ["data.manifest=/nonexistent/subjects.csv", "seed=-1", "surplus=smallest", "surplus=null"]
+)
 def test_a_refused_launch_leaves_no_run_folder(override, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     code, err = run_train_script(monkeypatch, capsys, override, "trainer=smoke")

@@ -69,6 +69,20 @@ def test_checkpoint_rebuilds_the_network_safely(first_run):
     assert checkpoint["hyper_parameters"]["surplus"] == "largest"  # conf/train.yaml's; lumbar_t2: anchor
 
 
+def test_the_surplus_rule_of_the_config_is_what_the_model_records(tiny_dataset, tmp_path, monkeypatch):
+    import discnet.training.run as training_run
+
+    class Built(Exception):
+        pass
+
+    def segmenter(**kwargs):
+        raise Built(kwargs["surplus"])
+
+    monkeypatch.setattr(training_run, "DiscSegmenter", segmenter)
+    with pytest.raises(Built, match="^anchor$"):
+        run_training(tiny_config(tiny_dataset, tmp_path / "r", "trainer.max_epochs=1", "surplus=anchor"))
+
+
 def test_same_seed_same_metrics(first_run, tiny_dataset, tmp_path):
     _, summary = first_run
     again = run_training(tiny_config(tiny_dataset, tmp_path / "b", "trainer.max_epochs=3", "seed=7"))
