@@ -73,7 +73,7 @@ def test_disc_positions_of_a_real_mask_run_superior_with_the_label(drivers, lumb
     assert table["z_mm"].is_monotonic_increasing and (table["voxels"] > 0).all()
 
 
-def test_the_longer_preset_run_is_the_shipped_preset_at_n_epochs_scored_four_ways(drivers, monkeypatch, tmp_path):
+def test_the_longer_preset_run_is_the_shipped_preset_at_n_epochs_scored_five_ways(drivers, monkeypatch, tmp_path):
     longer = importlib.import_module("longer")
     trained = []
 
@@ -102,13 +102,22 @@ def test_the_longer_preset_run_is_the_shipped_preset_at_n_epochs_scored_four_way
             {"level": ["all"], "dice": [0.4], "orphan_removal": [True], "method": [f"{method}, --surplus anchor"]}
         )
 
-    for name, fn in (("train", train), ("score_run", score_run), ("RunFolder", Folder), ("anchor_rule", anchor_rule)):
+    def predict(args, ckpts, held, out, *flags):
+        assert (ckpts, out.name, flags) == (
+            [tmp_path / "last.ckpt"],
+            "tta_flip_anchor",
+            ("--tta", "flip", "--surplus", "anchor"),
+        )
+        return pd.DataFrame({"level": ["all"], "dice": [0.6]})
+
+    for name, fn in (("train", train), ("score_run", score_run), ("RunFolder", Folder), ("anchor_rule", anchor_rule),
+                     ("predict", predict)):  # fmt: skip
         monkeypatch.setattr(longer, name, fn)
     tables = longer._preset(type("Args", (), {"work": tmp_path})(), 108, "sub20")
     assert trained == [("preset_108ep", ("lumbar_t2", ["trainer.max_epochs=108"]), "sub20")]
     assert [t["method"].iloc[0] for t in tables] == [
         "discnet preset_108ep", "discnet preset_108ep", "discnet preset_108ep, flip TTA",
-        "discnet preset_108ep, --surplus anchor",
+        "discnet preset_108ep, --surplus anchor", "discnet preset_108ep, --surplus anchor, flip TTA",
     ]  # fmt: skip
     assert longer.STEPS_PER_EPOCH * 36 == 396  # the peer's steps match the preset's on a two-scan fold
 

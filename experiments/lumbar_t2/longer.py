@@ -7,7 +7,7 @@ issue's targets change with more steps on a machine where both fit the 30-minute
 By default, twice the steps: the earlier recipe at 36 epochs (396 steps) and the peer at 396 steps,
 written to ``results/longer.csv`` (per fold and level, orphan removal off and on) and ``results/longer.md``.
 With ``--preset-epochs N``, the ``lumbar_t2`` preset as shipped but for ``trainer.max_epochs=N`` (also
-scored with flip TTA and ``--surplus anchor``; with several ``--seeds``, also their ensemble under
+scored with flip TTA, ``--surplus anchor`` and both; with several ``--seeds``, also their ensemble under
 both rules) and the peer at the same steps (N x 11 on a two-scan
 fold), written to ``results/longer_preset_<N>ep.{csv,md}``, each seed's val/dsc per epoch on sub25 beside
 the paper's preset in ``results/curves_preset_<N>ep.png``; ``--final`` then trains the preset as shipped
@@ -35,6 +35,7 @@ from run import (
     baseline,
     ensemble,
     final_model,
+    predict,
     score_run,
     train,
 )
@@ -62,7 +63,8 @@ def _ensemble(args, epochs: int, held: str, seeds: list[int]) -> list[pd.DataFra
 
 
 def _preset(args, epochs: int, held: str, seed: int = 0) -> list[pd.DataFrame]:
-    """The preset at ``epochs`` (``seed``) on fold ``held``: orphan removal on, off, flip TTA, the anchor rule."""
+    """The preset at ``epochs`` (``seed``) on fold ``held``: orphan removal on, off, flip TTA, the anchor rule
+    (the preset's own), the anchor rule with flip TTA."""
     variant = _variant(epochs, seed)
     VARIANTS[variant] = ("lumbar_t2", [f"trainer.max_epochs={epochs}", *([f"seed={seed}"] if seed else [])])
     run_dir = train(args, variant, held)
@@ -71,7 +73,11 @@ def _preset(args, epochs: int, held: str, seed: int = 0) -> list[pd.DataFrame]:
     tables = score_run(args, variant, held, run_dir, tta=True)
     ckpt = RunFolder(run_dir).checkpoint("last")
     anchor = anchor_rule(args, [ckpt], held, args.work / "predict" / variant / held, f"discnet {variant}")
-    tables.append(anchor.assign(tta="none", epochs=tables[0]["epochs"].iloc[0], train_s=tables[0]["train_s"].iloc[0]))
+    flip = predict(args, [ckpt], held, args.work / "predict" / variant / held / "tta_flip_anchor", "--tta", "flip",
+                   "--surplus", "anchor").assign(orphan_removal=True, held_out=held, method=anchor["method"].iloc[0])  # fmt: skip
+    first = tables[0]
+    tables += [t.assign(tta=tta, epochs=first["epochs"].iloc[0], train_s=first["train_s"].iloc[0])
+               for t, tta in ((anchor, "none"), (flip, "flip"))]  # fmt: skip
     return [t.assign(method=t["method"] + t["tta"].map({"none": "", "flip": ", flip TTA"})) for t in tables]
 
 
