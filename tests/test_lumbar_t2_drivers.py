@@ -161,3 +161,30 @@ def test_the_longer_preset_seeds_are_ensembled_under_both_rules(drivers, monkeyp
     assert [t["method"].iloc[0] for t in tables] == [
         "discnet preset_108ep, 3-seed ensemble", "discnet preset_108ep, 3-seed ensemble, --surplus anchor"
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("variant", "rule"), [("recipe", ("--surplus", "largest")), ("preset_108ep", ())])
+def test_the_final_model_is_labelled_by_the_rule_its_driver_asks_for(drivers, monkeypatch, tmp_path, variant, rule):
+    import nibabel as nib
+    import numpy as np
+
+    run, called = drivers["run"], []
+    scan = nib.Nifti1Image(np.zeros((2, 3, 4), np.float32), np.eye(4))
+    (tmp_path / "data").mkdir()
+    nib.save(scan, tmp_path / "data" / "sub11_T2w.nii.gz")
+
+    def discnet(*given):
+        called.append(given)
+        out = Path(given[given.index("--out-dir") + 1])
+        out.mkdir(parents=True)
+        nib.save(scan, out / "sub11_T2w_discs.nii.gz")
+        pd.DataFrame({"level": ["L5-S1"], "volume_mm3": [5903.2]}).to_csv(out / "volumes.csv", index=False)
+
+    monkeypatch.setattr(run, "train", lambda args, v, held: tmp_path / "run")
+    monkeypatch.setattr(run, "read_summary", lambda d: {"wall_time_s": 9.0, "epochs": 108, "last_val_dsc": 0.9})
+    monkeypatch.setattr(run, "discnet", discnet)
+    monkeypatch.setitem(run.VARIANTS, "preset_108ep", ("lumbar_t2", ["trainer.max_epochs=108"]))
+    args = type("Args", (), {"work": tmp_path, "data": tmp_path / "data", "reference": "r.csv", "results": tmp_path})()
+    final = run.final_model(args, variant, "v.csv", *([rule] if not rule else []))
+    assert called[0][-len(rule) :] == rule if rule else called[0][-2:] == ("--reference", "r.csv")
+    assert final["same_geometry"] and final["volumes_mm3"] == {"L5-S1": 5903.0}
