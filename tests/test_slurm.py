@@ -24,7 +24,9 @@ from tests.train_helpers import REPO, TINY
 
 pytestmark = pytest.mark.slurm
 
-EPOCHS = 5
+# Enough epochs after the first last.ckpt for the scancel to land mid-training (with 5, a fast machine once
+# finished them first). Still a race in principle; a hold point in training would remove it.
+EPOCHS = 12
 # The README's SLURM sweep, with a tiny model (TINY) on the tiny phantoms.
 SWEEP = ["-m", "hydra/launcher=submitit_slurm", "trainer=smoke", f"trainer.max_epochs={EPOCHS}", "seed=0,1"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1", "PYTHONUTF8": "1"}
