@@ -2,9 +2,9 @@
 
 A discnet checkpoint carries, besides the network, everything prediction needs (as nnU-Net's model folder
 carries its plans): the input preset it was trained on, the image size, the probability threshold it was
-validated with, the level names of the label values it writes and which discs it keeps of too many found. :func:`model_settings` reads them from
-``hyper_parameters``, fills what an older checkpoint lacks from its run's ``config.yaml`` (two folders up),
-then from the caller's flags; :func:`ensemble_settings` checks that the members of an ensemble agree.
+validated with, the level names of the label values it writes and which discs it keeps of too many found.
+:func:`model_settings` reads them from ``hyper_parameters``, fills what an older checkpoint lacks from its
+run's ``config.yaml`` (two folders up), then from the caller's flags; :func:`ensemble_settings` checks that the members of an ensemble agree.
 
 Example:
     >>> import dataclasses

@@ -20,7 +20,6 @@ on all three scans (``results/final_preset.json``, ``results/final_preset_volume
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -28,13 +27,14 @@ from report_tables import curves, plot_curves, side_by_side
 from run import (
     BASELINE_STEPS,
     HERE,
+    REFERENCE,
     ROOT,
     SUBJECTS,
     VARIANTS,
     RunFolder,
     baseline,
     ensemble,
-    final_model,
+    final_preset,
     predict,
     score_run,
     train,
@@ -72,9 +72,11 @@ def _preset(args, epochs: int, held: str, seed: int = 0) -> list[pd.DataFrame]:
         return []
     tables = score_run(args, variant, held, run_dir, tta=True)
     ckpt = RunFolder(run_dir).checkpoint("last")
-    anchor = anchor_rule(args, [ckpt], held, args.work / "predict" / variant / held, f"discnet {variant}")
-    flip = predict(args, [ckpt], held, args.work / "predict" / variant / held / "tta_flip_anchor", "--tta", "flip",
-                   "--surplus", "anchor").assign(orphan_removal=True, held_out=held, method=anchor["method"].iloc[0])  # fmt: skip
+    out = args.work / "predict" / variant / held
+    anchor = anchor_rule(args, [ckpt], held, out, f"discnet {variant}")
+    flip = predict(args, [ckpt], held, out / "tta_flip_anchor", "--tta", "flip", "--surplus", "anchor").assign(
+        orphan_removal=True, held_out=held, method=anchor["method"].iloc[0]
+    )
     first = tables[0]
     tables += [t.assign(tta=tta, epochs=first["epochs"].iloc[0], train_s=first["train_s"].iloc[0])
                for t, tta in ((anchor, "none"), (flip, "flip"))]  # fmt: skip
@@ -107,9 +109,7 @@ def main() -> None:
         "--seeds", type=int, nargs="+", default=[0], help="with --preset-epochs: train and score these seeds"
     )
     parser.add_argument("--final", action="store_true", help="then the preset as shipped on all three scans")
-    parser.add_argument(
-        "--reference", type=Path, default=ROOT.parent / "shared" / "data" / "ivd-volumes" / "reference_volumes_cm3.csv"
-    )
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--score-only", action="store_true", help="score the runs that exist; train nothing")
     args = parser.parse_args()
     epochs = args.preset_epochs
@@ -170,9 +170,8 @@ def main() -> None:
     if epochs is not None:
         _curves(args, f"preset_{epochs}ep")
     variant = f"preset_{epochs}ep" if epochs is not None else "preset"  # the epochs in the folder's name
-    if args.final and (final := final_model(args, variant, "final_preset_volumes.csv", rule=())):
-        (args.results / "final_preset.json").write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
-        print(json.dumps(final, indent=2))
+    if args.final:
+        final_preset(args, variant)
 
 
 def _curves(args, variant: str) -> None:

@@ -16,6 +16,7 @@ runs that exist and trains nothing). Results go to ``--results``.
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import subprocess
 import sys
@@ -30,6 +31,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SUBJECTS = ("sub11", "sub20", "sub25")
 ABLATION_FOLD = "sub25"
+#: The published disc volumes that flag outlying predicted discs (``discnet predict --reference``).
+REFERENCE = ROOT.parent / "shared" / "data" / "ivd-volumes" / "reference_volumes_cm3.csv"
 
 
 #: The recipe that run.py's tables (results/results.md) score: lumbar_t2 as it was until the preset took
@@ -254,14 +257,20 @@ def final_model(
     }
 
 
+def final_preset(args, variant: str) -> None:
+    """:func:`final_model` of the lumbar_t2 preset (``variant``), labelled by the rule its checkpoint records,
+    written to ``results/final_preset.json`` and ``results/final_preset_volumes.csv``."""
+    if final := final_model(args, variant, "final_preset_volumes.csv", rule=()):
+        (args.results / "final_preset.json").write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
+        print(json.dumps(final, indent=2))
+
+
 def main() -> None:
     from report_tables import write_results
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "lumbar-t2")
-    parser.add_argument(
-        "--reference", type=Path, default=ROOT.parent / "shared" / "data" / "ivd-volumes" / "reference_volumes_cm3.csv"
-    )
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--work", type=Path, default=ROOT / "experiments" / "lumbar_t2" / "work")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     default = [v for v in VARIANTS if v not in X2_VARIANTS and v != "preset"]  # those are seeds_x2.py's

@@ -2,8 +2,8 @@
 ensemble, beside the MONAI peer at 396 steps (``--peer-seeds``: 0 by default; 0 1 2 for its seed spread).
 
 Settings (``run.X2_SETTINGS``): ``augmented_bg_x2``, the lumbar_t2 preset until it took 108 epochs and the
-anchor rule (nnU-Net's 2D augmentation and the background's Dice, 36 epochs); ``recipe_x2`` and ``with_background_x2``, the earlier recipe
-(no augmentation) without and with the background's Dice. The single-seed spread of the earlier recipe
+anchor rule (nnU-Net's 2D augmentation and the background's Dice, 36 epochs); ``recipe_x2`` and
+``with_background_x2``, the earlier recipe (no augmentation) without and with the background's Dice. The single-seed spread of the earlier recipe
 on one fold was 0.72-0.87, so one seed per method decides nothing. The ensemble costs three trainings
 against the peer's one: the table says so. Every score is a ``last.ckpt``'s on the held-out scan
 (orphan removal on and off); each run and ensemble is also scored with the other level-labelling rule
@@ -20,7 +20,6 @@ the earlier recipe, the paper's preset); ``--final`` trains the preset on all th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -28,12 +27,13 @@ from report_tables import curves, plot_curves, side_by_side
 from run import (
     BASELINE_STEPS,
     HERE,
+    REFERENCE,
     ROOT,
     SUBJECTS,
     X2_SETTINGS,
     baseline,
     ensemble,
-    final_model,
+    final_preset,
     predict,
     score_run,
     train,
@@ -103,9 +103,7 @@ def _table(rows: list[pd.DataFrame]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "lumbar-t2")
-    parser.add_argument(
-        "--reference", type=Path, default=ROOT.parent / "shared" / "data" / "ivd-volumes" / "reference_volumes_cm3.csv"
-    )
+    parser.add_argument("--reference", type=Path, default=REFERENCE)
     parser.add_argument("--work", type=Path, default=HERE / "work")
     parser.add_argument("--results", type=Path, default=HERE / "results")
     parser.add_argument("--folds", nargs="+", default=list(SUBJECTS), choices=SUBJECTS)
@@ -151,9 +149,8 @@ def main() -> None:
         plot_curves(
             pd.concat(history), CURVES_FOLD, args.results / "curves_preset.png", bold=("augmented_bg_x2", "paper")
         )
-    if args.final and (final := final_model(args, "preset", "final_preset_volumes.csv", rule=())):
-        (args.results / "final_preset.json").write_text(json.dumps(final, indent=2) + "\n", encoding="utf-8")
-        print(json.dumps(final, indent=2))
+    if args.final:
+        final_preset(args, "preset")
 
 
 if __name__ == "__main__":
