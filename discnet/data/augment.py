@@ -7,7 +7,9 @@ nearest neighbour for the mask, so a label is never blended), Gaussian noise, Ga
 Gaussian kernel), multiplicative brightness, contrast, simulated low resolution and gamma. Every draw comes from the ``generator``
 given, so a batch is augmented the same way for the same seed, epoch and step, on any device,
 whatever was drawn before (a resumed run augments exactly as an uninterrupted one). Each transform
-works only on the slices it picks, in place on one copy of the batch. ``augment=none`` (the paper)
+works only on the slices it picks: the warp writes each slice once into a new batch (elastic slices
+resampled apart from the others, whose grid needs two terms only) and the intensity transforms work in
+place on that batch. ``augment=none`` (the paper)
 changes nothing. MONAI's ``Warp`` and ``GaussianFilter`` do the same resampling and filtering (the
 tests compare them) but rebuild a reference grid or pad on every call, which at 512 px on a CPU cost
 more than the resampling itself.
@@ -180,7 +182,26 @@ def _sampling_grid(
     return torch.bmm(left, right).view(k, h, w, 2)
 
 
-def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> None:
+def _resample(images, labels, out, chosen: list[int], angle, zoom, noise, mirror) -> None:
+    """Resample the ``chosen`` slices of ``images`` and ``labels`` through their grids (``noise``: their
+    displacements, or None) into ``out`` (images, labels), the image bilinearly, the mask by nearest
+    neighbour."""
+    size = tuple(images.shape[-2:])
+    step = max(1, torch.get_num_threads()) if images.device.type == "cpu" else max(1, len(chosen))
+    for start in range(0, len(chosen), step):
+        part = chosen[start : start + step]  # slices copied through views: advanced indexing is 3-5x slower
+        idx = torch.tensor(part)
+        grid = _sampling_grid(angle[idx], zoom[idx], None if noise is None else noise[idx], size, mirror[idx])
+        grid = grid.to(images.device, images.dtype)
+        image = F.grid_sample(torch.stack([images[i] for i in part]), grid, "bilinear", "zeros", align_corners=True)
+        mask = torch.stack([labels[i] for i in part])[:, None].to(images.dtype)
+        mask = F.grid_sample(mask, grid, "nearest", "zeros", align_corners=True)
+        for j, i in enumerate(part):
+            out[0][i] = image[j]
+            out[1][i] = mask[j, 0]
+
+
+def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotation, scaling, elastic deformation and the mirror as one resampling of the chosen slices.
 
     Every draw is made for all samples (the generator advances alike whatever is chosen); the grids are
@@ -189,7 +210,8 @@ def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> None:
     (torch spreads a batch over the cores), so that each grid is still in cache when the mask reuses
     it (with the two-term grid's broadcast: 1.32x over 8ab8961's single call,
     ``experiments/benchmarks/results-cpu-augment-versions-8ab8961.json``); on a GPU, all in one call.
-    Slices that are only mirrored are flipped. Works in place.
+    Slices that are only mirrored are flipped, the others copied. Returns new tensors (each slice
+    written once: a warped slice is never copied before it is resampled).
     """
     n, size = len(images), tuple(images.shape[-2:])
     h, w = size
@@ -201,24 +223,14 @@ def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> None:
     noise = torch.randn(n, 2, coarse, coarse, generator=g) * cfg.elastic_magnitude * max(h, w)
     mirror = torch.rand(n, generator=g) < cfg.mirror_p
     warped = (angle != 0) | (zoom != 1) | elastic
-    displacement = torch.where(elastic[:, None, None, None], noise, torch.zeros(())) if bool(elastic.any()) else None
-    chosen = torch.nonzero(warped).flatten().tolist()
-    step = max(1, torch.get_num_threads()) if images.device.type == "cpu" else max(1, len(chosen))
-    for start in range(0, len(chosen), step):
-        part = chosen[start : start + step]  # slices copied through views: advanced indexing is 3-5x slower
-        idx = torch.tensor(part)
-        grid = _sampling_grid(
-            angle[idx], zoom[idx], None if displacement is None else displacement[idx], size, mirror[idx]
-        ).to(images.device, images.dtype)
-        image = F.grid_sample(torch.stack([images[i] for i in part]), grid, "bilinear", "zeros", align_corners=True)
-        mask = torch.stack([labels[i] for i in part])[:, None].to(images.dtype)
-        mask = F.grid_sample(mask, grid, "nearest", "zeros", align_corners=True)
-        for j, i in enumerate(part):
-            images[i] = image[j]
-            labels[i] = mask[j, 0]
-    for i in torch.nonzero(mirror & ~warped).flatten().tolist():
-        images[i] = images[i].flip(-1)
-        labels[i] = labels[i].flip(-1)
+    out = torch.empty_like(images), torch.empty_like(labels)
+    for deformed in (True, False):  # elastic slices apart: the others need only the two-term grid
+        chosen = torch.nonzero(warped & (elastic if deformed else ~elastic)).flatten().tolist()
+        _resample(images, labels, out, chosen, angle, zoom, noise if deformed else None, mirror)
+    for i in torch.nonzero(~warped).flatten().tolist():
+        out[0][i] = images[i].flip(-1) if mirror[i] else images[i]
+        out[1][i] = labels[i].flip(-1) if mirror[i] else labels[i]
+    return out
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -290,7 +302,6 @@ def augment_batch(
     """
     if not cfg.active:
         return images, labels
-    images, labels = images.clone(), labels.clone()
-    _spatial(images, labels, cfg, generator)
+    images, labels = _spatial(images, labels, cfg, generator)
     _intensity(images, cfg, generator)
     return images, labels
