@@ -27,6 +27,14 @@ DEFAULT_LABELS: dict[str, int] = {level: 5 - i for i, level in enumerate(LEVELS)
 #: (see :func:`discnet.postprocess.levels.label_levels`).
 SURPLUS: tuple[str, ...] = ("largest", "anchor")
 
+#: Test-time augmentations (predict's ``--tta``, a model's ``tta``): axes of the canonical (RAS) array mirrored, 1 = anterior-posterior (the columns
+#: of a sagittal slice as the network sees it), 2 = superior-inferior (its rows).
+FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "none": ((),),
+    "flip": ((), (1,)),
+    "flip-all": ((), (1,), (2,), (1, 2)),
+}
+
 #: Pfirrmann grades, I (healthy) to V (collapsed), as roman numerals.
 GRADES: tuple[str, ...] = ("I", "II", "III", "IV", "V")
 

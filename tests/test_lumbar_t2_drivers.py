@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -183,8 +184,12 @@ def test_the_final_model_is_labelled_by_the_rule_its_driver_asks_for(drivers, mo
     monkeypatch.setattr(run, "train", lambda args, v, held: tmp_path / "run")
     monkeypatch.setattr(run, "read_summary", lambda d: {"wall_time_s": 9.0, "epochs": 108, "last_val_dsc": 0.9})
     monkeypatch.setattr(run, "discnet", discnet)
+    monkeypatch.setattr(run, "read_checkpoint", lambda path: {})
+    monkeypatch.setattr(run, "model_settings", lambda path, ckpt: SimpleNamespace(surplus="anchor", tta="flip"))
     monkeypatch.setitem(run.VARIANTS, "preset_108ep", ("lumbar_t2", ["trainer.max_epochs=108"]))
     args = type("Args", (), {"work": tmp_path, "data": tmp_path / "data", "reference": "r.csv", "results": tmp_path})()
     final = run.final_model(args, variant, "v.csv", *([rule] if not rule else []))
     assert called[0][-len(rule) :] == rule if rule else called[0][-2:] == ("--reference", "r.csv")
+    assert "--tta" not in called[0]  # the final model is predicted with the test-time augmentation it records
     assert final["same_geometry"] and final["volumes_mm3"] == {"L5-S1": 5903.0}
+    assert final["tta"] == "flip" and final["surplus"] == ("largest" if rule else "anchor")

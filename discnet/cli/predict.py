@@ -23,9 +23,9 @@ from discnet.inference.batch import VOLUMES, collect_inputs, plan_jobs, with_unc
 from discnet.inference.outputs import UNCERTAINTY
 from discnet.inference.predict import levels_and_values, load_models
 from discnet.inference.predict_scans import PredictOptions, predict_scans
-from discnet.inference.uncertainty import FLIPS, read_reference
+from discnet.inference.uncertainty import read_reference
 from discnet.io import read_levels
-from discnet.spine import SURPLUS
+from discnet.spine import FLIPS, SURPLUS
 
 
 def add_parser(subparsers) -> None:
@@ -98,9 +98,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--tta",
         choices=list(FLIPS),
-        default="none",
         help="test-time augmentation: flip adds the anterior-posterior mirror, flip-all also the superior-inferior "
-        "ones; each transform of each checkpoint is one ensemble member",
+        "ones; each transform of each checkpoint is one ensemble member; default: the model's setting (tta in its "
+        "training config: flip for experiment=few_scans and lumbar_t2, none for the paper's presets)",
     )
     parser.add_argument(
         "--uncertainty",
@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         _check_expected_discs(args.expected_discs, given, args.levels)
     reference = read_reference(args.reference) if args.reference is not None else None
     device = _device(args.device)
-    nets, settings = load_models(args.ckpt, args.input_preset, args.image_size, device, given, args.surplus)
+    nets, settings = load_models(args.ckpt, args.input_preset, args.image_size, device, given, args.surplus, args.tta)
     if given is None:
         _check_expected_discs(args.expected_discs, settings.levels, None)
     nets = [prepare(net, args.backend, device) for net in nets]  # a backend's build happens before the bar

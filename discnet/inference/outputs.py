@@ -24,9 +24,10 @@ from discnet.data.preprocess import InputConfig, input_presets
 from discnet.errors import InputError
 from discnet.evaluation.morphometry import KEYS, UNITS, disc_measures, tidy
 from discnet.evaluation.volumes import COLUMNS as VOLUME_COLUMNS
-from discnet.inference.uncertainty import COLUMNS, FLIPS, member_disc_rows
+from discnet.inference.uncertainty import COLUMNS, member_disc_rows
 from discnet.io import Volume
 from discnet.io.atomic import atomic_path
+from discnet.spine import FLIPS
 
 MEASUREMENTS, MEASUREMENTS_WIDE = "measurements.csv", "measurements_wide.csv"
 UNCERTAINTY, MEMBERS = "uncertainty.csv", "members.csv"

@@ -29,14 +29,14 @@ from discnet.data.preprocess import InputConfig, prepare_volume
 from discnet.data.slices import from_slices
 from discnet.errors import InputError
 from discnet.inference.probability import disc_probability
-from discnet.inference.uncertainty import FLIPS, voxel_uncertainty
+from discnet.inference.uncertainty import voxel_uncertainty
 from discnet.io import Volume, from_canonical, to_canonical
 from discnet.io.levels import check_known_names, default_levels
 from discnet.models.checkpoint import load_net
 from discnet.models.model_settings import ModelSettings, ensemble_settings, model_settings
 from discnet.postprocess import DiscCountWarning, disc_mask, label_levels
 from discnet.postprocess.levels import kept_what
-from discnet.spine import LEVELS
+from discnet.spine import FLIPS, LEVELS
 
 #: A stand-in for a network: ``(images (n, S, S), native_shape) -> (n, H, W)`` disc probability.
 ProbabilityFn = Callable[[torch.Tensor, tuple[int, int]], np.ndarray]
@@ -87,21 +87,23 @@ def load_models(
     device: str | torch.device = "cpu",
     levels: Mapping[int, str] | None = None,
     surplus: str | None = None,
+    tta: str | None = None,
 ) -> tuple[list[nn.Module], ModelSettings]:
     """Networks of one or more checkpoints (an ensemble), with the settings they share.
 
-    Each checkpoint's settings (input preset, image size, threshold, level names, surplus rule) are read by
+    Each checkpoint's settings (input preset, image size, threshold, level names, surplus rule, test-time
+    augmentation) are read by
     :func:`~discnet.models.model_settings.model_settings`: stored, else from the run's ``config.yaml``,
-    else ``input_preset`` / ``image_size``; ``levels`` and ``surplus`` override the stored ones. The members
+    else ``input_preset`` / ``image_size``; ``levels``, ``surplus`` and ``tta`` override the stored ones. The members
     must agree (:func:`~discnet.models.model_settings.ensemble_settings`); InputError otherwise. Pass the
-    settings' ``surplus`` on to :func:`predict_volume` (its own default is ``largest``).
+    settings' ``surplus`` and ``tta`` on to :func:`predict_volume` (its own defaults are ``largest``, ``none``).
     """
     if not paths:
         raise InputError(None, "no model given", "pass --ckpt MODEL.ckpt")
     nets, members = [], []
     for path in map(Path, paths):
         net, checkpoint = load_net(path)
-        members.append((path, model_settings(path, checkpoint, input_preset, image_size, levels, surplus)))
+        members.append((path, model_settings(path, checkpoint, input_preset, image_size, levels, surplus, tta)))
         nets.append(net.to(device).eval())
     return nets, ensemble_settings(members)
 
@@ -162,7 +164,7 @@ def predict_volume(
         threshold: probability above which a voxel is disc.
         batch_size, device, precision: passed to :func:`~discnet.inference.probability.disc_probability`.
         probability_fn: replaces the networks (tests, other models); a list gives several members.
-        tta: test-time augmentation, a key of :data:`~discnet.inference.uncertainty.FLIPS` (``none``, ``flip``, ``flip-all``).
+        tta: test-time augmentation, a key of :data:`~discnet.spine.FLIPS` (``none``, ``flip``, ``flip-all``).
         uncertainty: ``"entropy"`` or ``"variance"``: also compute the per-voxel uncertainty map.
 
     Returns:

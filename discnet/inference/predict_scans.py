@@ -33,10 +33,10 @@ from discnet.inference.outputs import (
     write_tables,
 )
 from discnet.inference.predict import predict_volume
-from discnet.inference.uncertainty import FLIPS
 from discnet.io import Volume, read_volume, write_like
 from discnet.io.atomic import atomic_path
 from discnet.models.model_settings import ModelSettings
+from discnet.spine import FLIPS
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class PredictOptions:
 
     Attributes:
         expected_discs, orphan_removal, anchor, surplus, batch_size, precision, tta, uncertainty: passed to
-            :func:`~discnet.inference.predict.predict_volume` (``surplus`` None: the model's setting).
+            :func:`~discnet.inference.predict.predict_volume` (``surplus``, ``tta`` None: the model's setting).
         skip_existing: keep a scan's outputs when all of them exist (its volumes are re-read).
         reference: a volume table whose per-level range flags outlying discs (ensembles).
     """
@@ -56,7 +56,7 @@ class PredictOptions:
     surplus: str | None = None
     batch_size: int = 8
     precision: str = "32"
-    tta: str = "none"
+    tta: str | None = None
     uncertainty: str | None = None
     skip_existing: bool = False
     reference: pd.DataFrame | None = field(default=None, compare=False)
@@ -111,7 +111,7 @@ def _predict_one(job: Job, nets, settings: ModelSettings, options: PredictOption
         batch_size=options.batch_size,
         device=device,
         precision=options.precision,
-        tta=options.tta,
+        tta=options.tta or settings.tta,
         uncertainty=options.uncertainty,
     )
     try:
@@ -164,7 +164,8 @@ def predict_scans(
     writable(out_dir)
     if options.uncertainty and any(job.uncertainty is None for job in jobs):
         jobs = with_uncertainty_maps(list(jobs))
-    ensemble = len(nets) * len(FLIPS[options.tta]) > 1 or options.reference is not None
+    tta = options.tta or settings.tta
+    ensemble = len(nets) * len(FLIPS[tta]) > 1 or options.reference is not None
     levels = settings.levels
     previous = _previous_rows(out_dir / UNCERTAINTY) if ensemble and options.skip_existing else {}
     rows, measured, uncertain, kept, start = [], [], [], 0, time.perf_counter()
@@ -194,7 +195,7 @@ def predict_scans(
     table, kept_rows = volume_table(rows, out_dir / VOLUMES)
     with atomic_path(out_dir / VOLUMES) as tmp:
         table.to_csv(tmp, index=False)
-    members = member_table(checkpoints, options.tta) if ensemble else None
+    members = member_table(checkpoints, tta) if ensemble else None
     tables = write_tables(out_dir, measured, uncertain if ensemble else None, members)
     flagged = (sum(bool(row["qc_flag"]) for row in uncertain), len(uncertain)) if ensemble else None
     seconds = time.perf_counter() - start

@@ -1,6 +1,6 @@
 """Uncertainty of ensemble predictions: per-disc member volumes, their agreement, QC flags and their hit rate.
 
-A *member* is one network on one test-time transform (:data:`FLIPS`). Every member's probability is
+A *member* is one network on one test-time transform (:data:`~discnet.spine.FLIPS`). Every member's probability is
 thresholded and cleaned like the ensemble's; each of its disc voxels then belongs to the nearest disc of
 the ensemble's label map (in mm, as ``discnet evaluate`` assigns false positives), which gives each
 member's volume of every ensemble disc. A disc's ``qc_flag`` is set when any of these rules fires
@@ -33,13 +33,6 @@ from scipy import ndimage
 from discnet.errors import InputError
 from discnet.spine import LEVELS, ordered_levels
 
-#: Test-time transforms: axes of the canonical (RAS) array mirrored, 1 = anterior-posterior (the columns
-#: of a sagittal slice as the network sees it), 2 = superior-inferior (its rows).
-FLIPS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "none": ((),),
-    "flip": ((), (1,)),
-    "flip-all": ((), (1,), (2,), (1, 2)),
-}
 CV_MAX = 0.10
 DICE_MIN = 0.80
 RULES = ("members_disagree", "disc_count", "border", "reference")

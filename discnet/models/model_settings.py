@@ -2,7 +2,8 @@
 
 A discnet checkpoint carries, besides the network, everything prediction needs (as nnU-Net's model folder
 carries its plans): the input preset it was trained on, the image size, the probability threshold it was
-validated with, the level names of the label values it writes and which discs it keeps of too many found.
+validated with, the level names of the label values it writes, which discs it keeps of too many found
+and the test-time augmentation it is predicted with.
 :func:`model_settings` reads them from ``hyper_parameters``, fills what an older checkpoint lacks from its
 run's ``config.yaml`` (two folders up), then from the caller's flags; :func:`ensemble_settings` checks that the members of an ensemble agree.
 
@@ -11,8 +12,8 @@ Example:
     >>> from discnet.data.preprocess import input_presets
     >>> hyper = {"input": dataclasses.asdict(input_presets()["raw"]), "image_size": 64, "threshold": 0.6}
     >>> s = model_settings("m.ckpt", {"hyper_parameters": hyper})
-    >>> s.input == input_presets()["raw"], s.image_size, s.threshold, s.levels[1], s.surplus
-    (True, 64, 0.6, 'L5-S1', 'largest')
+    >>> s.input == input_presets()["raw"], s.image_size, s.threshold, s.levels[1], s.surplus, s.tta
+    (True, 64, 0.6, 'L5-S1', 'largest', 'none')
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from discnet.io.levels import check_known_names, default_levels
 from discnet.io.safe_yaml import read_plain_yaml
 from discnet.models.checkpoint import check_image_size
 from discnet.models.run_folder import RunFolder
-from discnet.spine import SURPLUS
+from discnet.spine import FLIPS, SURPLUS
 
 #: The ``hyper_parameters`` keys prediction reads (a run's ``config.yaml`` may supply the first two).
-KEYS = ("input", "image_size", "threshold", "levels", "surplus")
+KEYS = ("input", "image_size", "threshold", "levels", "surplus", "tta")
 _RETRAIN = "retrain it or pass a checkpoint written by discnet train"
 _LEVELS = "pass --levels levels.csv (label,level)"
 
@@ -47,6 +48,7 @@ class ModelSettings:
         levels: label value -> level name of the written masks.
         surplus: of more discs found than expected, those kept (``largest`` or ``anchor``; see
             :func:`~discnet.postprocess.levels.label_levels`).
+        tta: test-time augmentation, a key of :data:`~discnet.spine.FLIPS` (``none``, ``flip``, ``flip-all``).
     """
 
     input: InputConfig
@@ -54,6 +56,7 @@ class ModelSettings:
     threshold: float
     levels: dict[int, str]
     surplus: str = "largest"
+    tta: str = "none"
 
 
 def same_preprocessing(a: InputConfig, b: InputConfig) -> bool:
@@ -155,6 +158,13 @@ def _surplus(path, stored: dict) -> str:
     return str(value)
 
 
+def _tta(path, stored: dict) -> str:
+    value = stored.get("tta", "none")  # none: what predict did for checkpoints that predate the setting
+    if value not in FLIPS:
+        raise InputError(path, f"records test-time augmentation {value!r}, not one of {', '.join(FLIPS)}", "pass --tta")
+    return str(value)
+
+
 def model_settings(
     path: str | Path,
     checkpoint: dict,
@@ -162,13 +172,15 @@ def model_settings(
     image_size: int | None = None,
     levels: Mapping[int, str] | None = None,
     surplus: str | None = None,
+    tta: str | None = None,
 ) -> ModelSettings:
     """The settings of one checkpoint (already read with :func:`~discnet.models.checkpoint.read_checkpoint`).
 
     ``input_preset`` and ``image_size`` stand in for what the checkpoint and its run do not record, and
     must agree with what they do (InputError otherwise); ``levels`` (e.g. from ``--levels``) overrides
     the recorded level names, which default to 1 = L5-S1 ... 5 = L1-L2; ``surplus`` (e.g. from ``--surplus``)
-    the recorded surplus rule, which defaults to ``largest``.
+    the recorded surplus rule, which defaults to ``largest``; ``tta`` (``--tta``) the recorded test-time
+    augmentation, which defaults to ``none``.
     """
     stored = stored_settings(path, checkpoint)
     if levels is None:
@@ -179,13 +191,14 @@ def model_settings(
         _threshold(path, stored),
         dict(levels),
         _surplus(path, stored if surplus is None else {"surplus": surplus}),
+        _tta(path, stored if tta is None else {"tta": tta}),
     )
 
 
 def ensemble_settings(members: Sequence[tuple[Path, ModelSettings]]) -> ModelSettings:
     """The settings shared by the members of an ensemble (``(path, settings)`` pairs); InputError when
     they prepare scans differently, were validated at different thresholds, name levels differently or
-    keep different discs of a surplus."""
+    keep different discs of a surplus or are predicted with different test-time augmentations."""
     (first, settings), *rest = members
     for path, other in rest:
         if other.image_size != settings.image_size or not same_preprocessing(other.input, settings.input):
@@ -207,5 +220,9 @@ def ensemble_settings(members: Sequence[tuple[Path, ModelSettings]]) -> ModelSet
                 path,
                 f"keeps the {other.surplus} discs of a surplus, but {first} the {settings.surplus}",
                 "pass --surplus",
+            )
+        if other.tta != settings.tta:
+            raise InputError(
+                path, f"is predicted with --tta {other.tta}, but {first} with --tta {settings.tta}", "pass --tta"
             )
     return settings

@@ -21,7 +21,7 @@ from discnet.inference.predict import levels_and_values
 from discnet.io.levels import read_levels
 from discnet.io.limits import check_limit
 from discnet.models.checkpoint import check_net_kwargs
-from discnet.spine import SURPLUS
+from discnet.spine import FLIPS, SURPLUS
 
 FIX = "see python train.py --help for the options"
 
@@ -59,6 +59,9 @@ def check_train_config(cfg: DictConfig) -> None:
     surplus = _value(cfg, "surplus") if "surplus" in cfg else "largest"
     if surplus not in SURPLUS:
         raise InputError(f"surplus={surplus}", f"is not one of {', '.join(SURPLUS)}", "set surplus=largest or anchor")
+    tta = _value(cfg, "tta") if "tta" in cfg else "none"
+    if tta not in FLIPS:
+        raise InputError(f"tta={tta}", f"is not one of {', '.join(FLIPS)}", "set tta=none, flip or flip-all")
     levels = _value(cfg, "levels")
     if levels is not None:  # lumbar names, label values 1..255: what predict accepts from the checkpoint
         levels_and_values(read_levels(str(levels)), str(levels))

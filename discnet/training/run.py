@@ -69,6 +69,7 @@ def _build(cfg: DictConfig, out: Path):
         channels_last=use_channels_last(cfg),
         levels={name: value for value, name in read_levels(cfg.get("levels")).items()},
         surplus=str(cfg.get("surplus") or "largest"),
+        tta=str(cfg.get("tta") or "none"),
     )
     if cfg.model.get("init_from"):
         load_weights(model.net, read_checkpoint(cfg.model.init_from), cfg.model.init_from)

@@ -48,6 +48,8 @@ class DiscSegmenter(L.LightningModule):
             default 1 = L5-S1 ... 5 = L1-L2).
         surplus: which discs prediction keeps when it finds more than expected (``largest`` or ``anchor``;
             stored likewise, see :func:`~discnet.postprocess.levels.label_levels`).
+        tta: the test-time augmentation prediction applies by default (a key of
+            :data:`~discnet.spine.FLIPS`; stored likewise).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class DiscSegmenter(L.LightningModule):
         threshold: float = 0.5,
         levels: dict[str, int] | None = None,
         surplus: str = "largest",
+        tta: str = "none",
     ):
         super().__init__()
         net = {**net, "in_channels": 1 + 2 * int(context_slices)}

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from discnet.models.checkpoint import read_checkpoint
+from discnet.models.model_settings import model_settings
 from discnet.models.run_folder import RunFolder, read_summary
 
 HERE = Path(__file__).resolve().parent
@@ -86,6 +88,8 @@ BASELINE_STEPS = 198  # the recipe's 18 epochs x 11 steps of batch 8 on a two-sc
 #: The level-labelling rule of every table row not marked "--surplus anchor": the five largest of more than
 #: five discs, whatever the checkpoint records (the lumbar_t2 preset records anchor since it took 108 epochs).
 LARGEST = ("--surplus", "largest")
+#: The test-time augmentation of every row not marked "flip TTA" (a later --tta in the flags wins).
+NO_TTA = ("--tta", "none")
 
 
 def sh(*args: str | Path) -> float:
@@ -125,11 +129,12 @@ def evaluate(args, masks: Path, subject: str) -> pd.DataFrame:
 
 
 def predict(args, ckpts: list[Path], subject: str, out: Path, *flags: str) -> pd.DataFrame:
-    """Predict one scan with ``ckpts`` and score it."""
+    """Predict one scan with ``ckpts`` and score it: without test-time augmentation unless ``flags`` ask
+    for it (``--tta none`` explicit, whatever the checkpoint records: the few_scans presets record flip)."""
     if not (out / "volumes.csv").is_file():
         models = [x for ckpt in ckpts for x in ("--ckpt", ckpt)]
         discnet("predict", *models, args.data / f"{subject}_T2w.nii.gz", "--levels", args.data / "levels.csv",
-                "--out-dir", out, *flags)  # fmt: skip
+                "--out-dir", out, *NO_TTA, *flags)  # fmt: skip
     return evaluate(args, out, subject)
 
 
@@ -230,28 +235,35 @@ def final_model(
     args, variant: str = "recipe", volumes_csv: str = "final_volumes.csv", rule: tuple[str, ...] = LARGEST
 ) -> dict | None:
     """Train ``variant`` on all three scans, predict the first (level labelling by ``rule``; empty: the one
-    the checkpoint records), check geometry and volumes against ivd-volumes; the predicted volumes go to
-    ``results/volumes_csv``."""
+    the checkpoint records; test-time augmentation: the checkpoint's), check geometry and volumes against
+    ivd-volumes; the predicted volumes go to ``results/volumes_csv``."""
     import nibabel as nib
 
     run_dir = train(args, variant, "all")
     if run_dir is None:
         return None
-    summary, scan = read_summary(run_dir), args.data / f"{SUBJECTS[0]}_T2w.nii.gz"
+    summary, scan, ckpt = (
+        read_summary(run_dir),
+        args.data / f"{SUBJECTS[0]}_T2w.nii.gz",
+        RunFolder(run_dir).checkpoint("last"),
+    )
     out = args.work / "predict" / ("final" if variant == "recipe" else f"final_{variant}")
     if not (out / "volumes.csv").is_file():
-        discnet("predict", "--ckpt", RunFolder(run_dir).checkpoint("last"), scan, "--levels", args.data / "levels.csv",
+        discnet("predict", "--ckpt", ckpt, scan, "--levels", args.data / "levels.csv",
                 "--out-dir", out, "--qc", "--reference", args.reference, *rule)  # fmt: skip
     image, mask = nib.load(scan), nib.load(out / f"{SUBJECTS[0]}_T2w_discs.nii.gz")
     volumes = pd.read_csv(out / "volumes.csv")
     volumes.to_csv(args.results / volumes_csv, index=False)
     experiment, overrides = VARIANTS[variant]
+    settings = model_settings(ckpt, read_checkpoint(ckpt))  # what predict applied where no flag said otherwise
     return {
         "command": shlex.join(["python", "train.py", f"experiment={experiment}", "data.train_on_val=true", *overrides])
         + f"  (then discnet predict on {scan.name})",
         "train_s": summary["wall_time_s"],
         "epochs": summary["epochs"],
         "training_fit_dsc": summary["last_val_dsc"],
+        "surplus": "largest" if rule == LARGEST else settings.surplus,
+        "tta": settings.tta,
         "same_geometry": bool(image.shape == mask.shape and (image.affine == mask.affine).all()),
         "volumes_mm3": dict(zip(volumes["level"], volumes["volume_mm3"].round(0), strict=True)),
     }
