@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
@@ -148,3 +149,26 @@ def test_a_bad_recorded_surplus_or_members_that_disagree_are_refused(tmp_path):
     assert load_models([a, a])[1].surplus == "anchor"
     assert load_models([a, save_checkpoint(tmp_path / "b.ckpt")], surplus="largest")[1].surplus == "largest"
     assert load_models([save_checkpoint(tmp_path / "bad.ckpt", surplus="smallest")], surplus="anchor")[1].surplus
+
+
+def test_predict_applies_the_test_time_augmentation_the_checkpoint_records_unless_told(tmp_path):
+    from tests.inference.test_predict import synthetic
+
+    scan, _ = synthetic(tmp_path)
+    members = {}
+    for name, recorded, flag in (("flip", "flip", []), ("told", "flip", ["--tta", "none"]), ("old", None, [])):
+        ckpt = save_checkpoint(tmp_path / f"{name}.ckpt", tta=recorded)
+        args = ["predict", "--ckpt", str(ckpt), str(scan), "--out-dir", str(tmp_path / name)]
+        assert discnet.cli.main(args + flag) == 0
+        table = tmp_path / name / "members.csv"  # written for an ensemble: here, of one network's mirrors
+        members[name] = len(pd.read_csv(table)) if table.is_file() else 1
+    assert members == {"flip": 2, "told": 1, "old": 1}
+
+
+def test_a_bad_recorded_tta_or_members_that_disagree_are_refused(tmp_path):
+    with pytest.raises(InputError, match="records test-time augmentation 'rotate'"):
+        load_models([save_checkpoint(tmp_path / "bad.ckpt", tta="rotate")])
+    a = save_checkpoint(tmp_path / "a.ckpt", tta="flip")
+    with pytest.raises(InputError, match="is predicted with --tta none, but .* with --tta flip"):
+        load_models([a, save_checkpoint(tmp_path / "b.ckpt")])
+    assert load_models([a, save_checkpoint(tmp_path / "b.ckpt")], tta="none")[1].tta == "none"

@@ -195,6 +195,7 @@ def test_lumbar_t2_trains_1188_steps_on_a_two_scan_fold(tmp_path):
     cfg = _compose(["experiment=lumbar_t2"], tmp_path)
     assert (cfg.trainer.max_epochs, cfg.image_size, cfg.augment.name) == (108, 192, "few_scans")
     assert (cfg.surplus, _compose(["experiment=few_scans"], tmp_path).surplus) == ("anchor", "largest")
+    assert (cfg.tta, _compose(["experiment=round1/model01"], tmp_path).tta) == ("flip", "none")
 
 
 @pytest.mark.parametrize(

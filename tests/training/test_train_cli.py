@@ -73,7 +73,15 @@ def test_wall_time_counts_every_segment_of_a_resumed_run(tiny_dataset, tmp_path)
 
 
 @pytest.mark.parametrize(
-    "override", ["data.manifest=/nonexistent/subjects.csv", "seed=-1", "surplus=smallest", "surplus=null"]
+    "override",
+    [
+        "data.manifest=/nonexistent/subjects.csv",
+        "seed=-1",
+        "surplus=smallest",
+        "surplus=null",
+        "tta=rotate",
+        "tta=null",
+    ],
 )
 def test_a_refused_launch_leaves_no_run_folder(override, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)

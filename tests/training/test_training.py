@@ -67,6 +67,7 @@ def test_checkpoint_rebuilds_the_network_safely(first_run):
     assert checkpoint["hyper_parameters"]["input"]["name"] == "stretched"
     assert checkpoint["hyper_parameters"]["levels"] == DEFAULT_LABELS  # what predict names the discs by
     assert checkpoint["hyper_parameters"]["surplus"] == "largest"  # conf/train.yaml's; lumbar_t2: anchor
+    assert checkpoint["hyper_parameters"]["tta"] == "none"  # conf/train.yaml's; few_scans, lumbar_t2: flip
 
 
 def test_the_surplus_rule_of_the_config_is_what_the_model_records(tiny_dataset, tmp_path, monkeypatch):
