@@ -7,10 +7,8 @@ nearest neighbour for the mask, so a label is never blended), Gaussian noise, Ga
 Gaussian kernel), multiplicative brightness, contrast, simulated low resolution and gamma. Every draw comes from the ``generator``
 given, so a batch is augmented the same way for the same seed, epoch and step, on any device,
 whatever was drawn before (a resumed run augments exactly as an uninterrupted one). Each transform
-works only on the slices it picks: the warp writes each slice once into a new batch (elastic slices
-resampled apart from the others, whose grid needs two terms only) and the intensity transforms work in
-place on that batch. ``augment=none`` (the paper)
-changes nothing. MONAI's ``Warp`` and ``GaussianFilter`` do the same resampling and filtering (the
+works only on the slices it picks (the warp writes each into a new batch once; the rest work in place
+on it). ``augment=none`` (the paper) changes nothing. MONAI's ``Warp`` and ``GaussianFilter`` do the same resampling and filtering (the
 tests compare them) but rebuild a reference grid or pad on every call, which at 512 px on a CPU cost
 more than the resampling itself.
 
@@ -183,9 +181,8 @@ def _sampling_grid(
 
 
 def _resample(images, labels, out, chosen: list[int], angle, zoom, noise, mirror) -> None:
-    """Resample the ``chosen`` slices of ``images`` and ``labels`` through their grids (``noise``: their
-    displacements, or None) into ``out`` (images, labels), the image bilinearly, the mask by nearest
-    neighbour."""
+    """The ``chosen`` slices resampled into ``out`` (images, labels) through their grids (``noise``: None or
+    their displacements), the image bilinearly, the mask by nearest neighbour."""
     size = tuple(images.shape[-2:])
     step = max(1, torch.get_num_threads()) if images.device.type == "cpu" else max(1, len(chosen))
     for start in range(0, len(chosen), step):
@@ -197,8 +194,7 @@ def _resample(images, labels, out, chosen: list[int], angle, zoom, noise, mirror
         mask = torch.stack([labels[i] for i in part])[:, None].to(images.dtype)
         mask = F.grid_sample(mask, grid, "nearest", "zeros", align_corners=True)
         for j, i in enumerate(part):
-            out[0][i] = image[j]
-            out[1][i] = mask[j, 0]
+            out[0][i], out[1][i] = image[j], mask[j, 0]
 
 
 def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,14 +203,12 @@ def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> tuple[to
     Every draw is made for all samples (the generator advances alike whatever is chosen); the grids are
     built only for the samples a warp applies to (with their mirror folded in) and resampled, the image
     bilinearly, the mask by nearest neighbour. On a CPU, as many slices at a time as there are threads
-    (torch spreads a batch over the cores), so that each grid is still in cache when the mask reuses
-    it (with the two-term grid's broadcast: 1.32x over 8ab8961's single call,
+    (torch spreads a batch over the cores), so each grid is in cache when the mask reuses it (1.32x over 8ab8961,
     ``experiments/benchmarks/results-cpu-augment-versions-8ab8961.json``); on a GPU, all in one call.
-    Slices that are only mirrored are flipped, the others copied. Returns new tensors (each slice
-    written once: a warped slice is never copied before it is resampled).
+    Elastic slices are resampled apart (the others' grid has two terms); slices that are only mirrored
+    are flipped, the others copied. Returns new tensors.
     """
-    n, size = len(images), tuple(images.shape[-2:])
-    h, w = size
+    n, (h, w) = len(images), images.shape[-2:]
     angle = torch.where(torch.rand(n, generator=g) < cfg.rotation_p, _uniform(n, (-1, 1), g), torch.zeros(n))
     angle = angle * math.radians(cfg.rotation_deg)
     zoom = torch.where(torch.rand(n, generator=g) < cfg.scaling_p, _uniform(n, cfg.scaling, g), torch.ones(n))
@@ -228,8 +222,7 @@ def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> tuple[to
         chosen = torch.nonzero(warped & (elastic if deformed else ~elastic)).flatten().tolist()
         _resample(images, labels, out, chosen, angle, zoom, noise if deformed else None, mirror)
     for i in torch.nonzero(~warped).flatten().tolist():
-        out[0][i] = images[i].flip(-1) if mirror[i] else images[i]
-        out[1][i] = labels[i].flip(-1) if mirror[i] else labels[i]
+        out[0][i], out[1][i] = (images[i].flip(-1), labels[i].flip(-1)) if mirror[i] else (images[i], labels[i])
     return out
 
 
