@@ -24,9 +24,7 @@ from tests.train_helpers import REPO, TINY
 
 pytestmark = pytest.mark.slurm
 
-# Enough epochs after the first last.ckpt for the scancel to land mid-training (with 5, a fast machine once
-# finished them first). Still a race in principle; a hold point in training would remove it.
-EPOCHS = 12
+EPOCHS = 4
 # The README's SLURM sweep, with a tiny model (TINY) on the tiny phantoms.
 SWEEP = ["-m", "hydra/launcher=submitit_slurm", "trainer=smoke", f"trainer.max_epochs={EPOCHS}", "seed=0,1"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1", "PYTHONUTF8": "1"}
@@ -72,14 +70,15 @@ def _sweep(manifest: Path, sweep: Path, *extra: str) -> subprocess.CompletedProc
     return result
 
 
-def _run_dir(sweep: Path, seed: int) -> Path:
-    overrides = f"{RUN_OVERRIDES},seed={seed},trainer.max_epochs={EPOCHS}"
+def _run_dir(sweep: Path, seed: int, first: str = "") -> Path:
+    """A run's folder; ``first``: the overrides that sort before the tiny model's, with their comma."""
+    overrides = f"{first}{RUN_OVERRIDES},seed={seed},trainer.max_epochs={EPOCHS}"
     return sweep / "unet75-stretched" / overrides
 
 
-def _summary(sweep: Path, seed: int) -> dict | None:
+def _summary(sweep: Path, seed: int, first: str = "") -> dict | None:
     try:
-        return json.loads((_run_dir(sweep, seed) / "summary.json").read_text())
+        return json.loads((_run_dir(sweep, seed, first) / "summary.json").read_text())
     except (OSError, ValueError):
         return None
 
@@ -176,11 +175,15 @@ def test_array_parallelism_caps_concurrent_jobs(tiny_dataset, tmp_path, uninterr
 
 def test_scancel_mid_training_then_rerun_resumes_to_the_uninterrupted_result(tiny_dataset, tmp_path, uninterrupted):
     sweep = tmp_path / "cancelled"
-    command = _command(tiny_dataset, sweep)
-    launcher = subprocess.Popen(command, cwd=tmp_path, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Run 0 holds at the start of epoch 1 (tests/hold.py) until the flag goes: the scancel lands mid-training.
+    hold = "+callbacks.hold._target_=tests.hold.HoldWhileFlagged"
+    flag = tmp_path / "hold-0"
+    flag.touch()
+    env = {**ENV, "DISCNET_TEST_HOLD": str(tmp_path / "hold-{task}"), "PYTHONPATH": str(REPO)}
+    command = _command(tiny_dataset, sweep, hold)
+    launcher = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        last = _run_dir(sweep, 0) / "checkpoints" / "last.ckpt"
-        _poll(last.exists, f"{last}", launcher)
+        _poll(flag.with_name("hold-0.held").exists, "run 0 to hold at epoch 1", launcher)
         (array,) = _array_ids(sweep)
         subprocess.run(["scancel", f"{array}_0"], check=True, timeout=30)
         _poll(lambda: _jobs(f"{array}_0")[0]["JobState"] == "CANCELLED", "the cancelled job to end")
@@ -189,22 +192,25 @@ def test_scancel_mid_training_then_rerun_resumes_to_the_uninterrupted_result(tin
     finally:
         launcher.kill()
         launcher.wait()
-    saved = torch.load(last, map_location="cpu", weights_only=True)
-    assert saved["epoch"] < EPOCHS - 1  # cancelled mid-training
-    assert (_summary(sweep, 0) or {}).get("status") != "complete"
-    finished = (_run_dir(sweep, 1) / "summary.json").stat().st_mtime_ns
+    flag.unlink()
+    held = f"{hold},"  # the hold is in the runs' folder names
+    saved = torch.load(_run_dir(sweep, 0, held) / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert saved["epoch"] == 0  # cancelled mid-training, where it held
+    assert (_summary(sweep, 0, held) or {}).get("status") != "complete"
+    finished = (_run_dir(sweep, 1, held) / "summary.json").stat().st_mtime_ns
 
-    _sweep(tiny_dataset, sweep)  # the same command
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr[-3000:]  # the same command
     first, second = _array_ids(sweep)
     assert first == array
     # resumed from last.ckpt, not restarted; the finished run is skipped
     assert "Restoring states from the checkpoint path" in _task_log(sweep, second, 0)
     assert "skipping" in _task_log(sweep, second, 1)
-    assert (_run_dir(sweep, 1) / "summary.json").stat().st_mtime_ns == finished
+    assert (_run_dir(sweep, 1, held) / "summary.json").stat().st_mtime_ns == finished
 
-    resumed, whole = _summary(sweep, 0), _summary(uninterrupted, 0)
+    resumed, whole = _summary(sweep, 0, held), _summary(uninterrupted, 0)
     assert resumed["status"] == "complete" and resumed["epochs"] == whole["epochs"] == EPOCHS
     assert resumed["last_val_dsc"] == pytest.approx(whole["last_val_dsc"], abs=1e-9)
-    scores = pd.read_csv(_run_dir(sweep, 0) / "val_scores.csv")
+    scores = pd.read_csv(_run_dir(sweep, 0, held) / "val_scores.csv")
     assert list(scores["epoch"]) == list(range(EPOCHS))
     pd.testing.assert_frame_equal(scores, pd.read_csv(_run_dir(uninterrupted, 0) / "val_scores.csv"), atol=1e-9, rtol=0)
