@@ -182,19 +182,26 @@ def _sampling_grid(
 
 def _resample(images, labels, out, chosen: list[int], angle, zoom, noise, mirror) -> None:
     """The ``chosen`` slices resampled into ``out`` (images, labels) through their grids (``noise``: None or
-    their displacements), the image bilinearly, the mask by nearest neighbour."""
-    size = tuple(images.shape[-2:])
+    their displacements), the image bilinearly, the mask by nearest neighbour. A slice left over alone is
+    resampled as one band of rows per thread (``grid_sample`` spreads only the batch over the threads)."""
+    c, (h, w) = images.shape[1], images.shape[-2:]
     step = max(1, torch.get_num_threads()) if images.device.type == "cpu" else max(1, len(chosen))
     for start in range(0, len(chosen), step):
         part = chosen[start : start + step]  # slices copied through views: advanced indexing is 3-5x slower
         idx = torch.tensor(part)
-        grid = _sampling_grid(angle[idx], zoom[idx], None if noise is None else noise[idx], size, mirror[idx])
-        grid = grid.to(images.device, images.dtype)
-        image = F.grid_sample(torch.stack([images[i] for i in part]), grid, "bilinear", "zeros", align_corners=True)
-        mask = torch.stack([labels[i] for i in part])[:, None].to(images.dtype)
-        mask = F.grid_sample(mask, grid, "nearest", "zeros", align_corners=True)
+        grid = _sampling_grid(angle[idx], zoom[idx], None if noise is None else noise[idx], (h, w), mirror[idx])
+        bands = step if len(part) == 1 and h % step == 0 else 1
+        grid = grid.to(images.device, images.dtype).view(len(part) * bands, h // bands, w, 2)
+        if bands > 1:
+            i = part[0]
+            image, mask = images[i : i + 1].expand(bands, c, h, w), labels[i : i + 1, None].expand(bands, 1, h, w)
+        else:
+            image, mask = torch.stack([images[i] for i in part]), torch.stack([labels[i] for i in part])[:, None]
+        image = F.grid_sample(image, grid, "bilinear", "zeros", align_corners=True)
+        mask = F.grid_sample(mask.to(images.dtype), grid, "nearest", "zeros", align_corners=True)
         for j, i in enumerate(part):
-            out[0][i], out[1][i] = image[j], mask[j, 0]
+            out[0][i].view(c, bands, h // bands, w).copy_(image[j * bands : (j + 1) * bands].transpose(0, 1))
+            out[1][i].view(bands, h // bands, w).copy_(mask[j * bands : (j + 1) * bands, 0])
 
 
 def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
