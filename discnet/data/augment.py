@@ -258,7 +258,7 @@ def _intensity(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> None:
     std = _uniform(n, cfg.noise_std, g)
     noise = torch.randn((len(idx), *x.shape[1:]), generator=g)
     for j, i in enumerate(idx.tolist()):
-        x[i] += (noise[j] * std[i]).to(dev)
+        x[i] += noise[j].mul_(std[i]).to(dev)
     idx = _chosen(n, cfg.blur_p, g)
     sigma = _uniform(n, cfg.blur_sigma, g)
     for i in idx.tolist():
@@ -285,8 +285,9 @@ def _intensity(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> None:
         v = x[i]
         low, high = torch.aminmax(v)
         span = (high - low).clamp_min(1e-8)
-        # x ** gamma as exp(gamma log x): the same values (0 -> 0) at half the cost of pow on a CPU
-        v.sub_(low).div_(span).clamp_(0, 1).log_().mul_(float(gamma[i])).exp_().mul_(span).add_(low)
+        # x ** gamma as exp(gamma log x): the same values (0 -> 0) at half the cost of pow on a CPU; (v - low) / span
+        # lies in [0, 1] exactly (rounding is monotonic, span / span = 1), so no clamp
+        v.sub_(low).div_(span).log_().mul_(float(gamma[i])).exp_().mul_(span).add_(low)
 
 
 def augment_batch(
