@@ -1,16 +1,15 @@
 """On-the-fly augmentation of training batches (``conf/augment``): nnU-Net's 2D transforms, batched.
 
-Each transform is applied to a sample with its own probability, with parameters drawn per sample,
-in nnU-Net's order: a spatial warp (rotation, scaling, elastic deformation and the anterior-posterior
-mirror combined into one sampling grid, resampled by torch's ``grid_sample``: bilinear for the image,
-nearest neighbour for the mask, so a label is never blended), Gaussian noise, Gaussian blur (MONAI's
-Gaussian kernel), multiplicative brightness, contrast, simulated low resolution and gamma. Every draw comes from the ``generator``
-given, so a batch is augmented the same way for the same seed, epoch and step, on any device,
-whatever was drawn before (a resumed run augments exactly as an uninterrupted one). Each transform
-works only on the slices it picks (the warp writes each into a new batch once; the rest work in place
-on it). ``augment=none`` (the paper) changes nothing. MONAI's ``Warp`` and ``GaussianFilter`` do the same resampling and filtering (the
-tests compare them) but rebuild a reference grid or pad on every call, which at 512 px on a CPU cost
-more than the resampling itself.
+Each transform is applied to a sample with its own probability, with parameters drawn per sample, in
+nnU-Net's order: a spatial warp (rotation, scaling, elastic deformation and the anterior-posterior mirror
+as one sampling grid, resampled by torch's ``grid_sample``: bilinear for the image, nearest neighbour for
+the mask, so a label is never blended), Gaussian noise, Gaussian blur (MONAI's kernel), multiplicative
+brightness, contrast, simulated low resolution and gamma. Every draw comes from the ``generator`` given,
+so a batch is augmented alike for the same seed, epoch and step, on any device, whatever was drawn before
+(a resumed run augments exactly as an uninterrupted one). Each transform works only on the slices it
+picks. ``augment=none`` (the paper) changes nothing. MONAI's ``Warp`` and ``GaussianFilter`` do the same
+resampling and filtering (the tests compare them) but rebuild a reference grid or pad on every call,
+which at 512 px on a CPU cost more than the resampling itself.
 
 Example:
     >>> import torch
@@ -23,12 +22,9 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -38,71 +34,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from monai.networks.layers.convutils import gaussian_1d
 
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """An augmentation preset (``conf/augment/*.yaml``); each ``*_p`` is a per-sample probability.
-
-    Ranges are ``(low, high)`` drawn uniformly. Intensities are those the network sees (a stretched
-    input lies in [0, 1]).
-
-    Attributes:
-        name: preset name.
-        rotation_p, rotation_deg: in-plane rotation by up to +-``rotation_deg`` degrees.
-        scaling_p, scaling: zoom factor (> 1 enlarges the anatomy).
-        elastic_p, elastic_sigma, elastic_magnitude: smooth random displacement: a Gaussian field of
-            ``elastic_magnitude`` pixels (a fraction of the image side, times the side) on a grid of
-            ``elastic_sigma`` x the side, upsampled bicubically.
-        mirror_p: mirror anterior <-> posterior (columns of a sagittal slice).
-        noise_p, noise_std: additive Gaussian noise with a standard deviation drawn from the range.
-        blur_p, blur_sigma: Gaussian blur, sigma in pixels.
-        brightness_p, brightness: multiplicative factor.
-        contrast_p, contrast: factor around the slice mean, clipped to the slice's range.
-        lowres_p, lowres_scale: downsample (nearest) by the factor, upsample back (bilinear, as
-            nnU-Net v2's batchgeneratorsv2 does).
-        gamma_p, gamma: ``x -> x ** gamma`` on the slice's [min, max] range.
-    """
-
-    name: str = "none"
-    rotation_p: float = 0.0
-    rotation_deg: float = 15.0
-    scaling_p: float = 0.0
-    scaling: tuple[float, float] = (0.85, 1.25)
-    elastic_p: float = 0.0
-    elastic_sigma: float = 0.125
-    elastic_magnitude: float = 0.01
-    mirror_p: float = 0.0
-    noise_p: float = 0.0
-    noise_std: tuple[float, float] = (0.0, 0.1)
-    blur_p: float = 0.0
-    blur_sigma: tuple[float, float] = (0.5, 1.0)
-    brightness_p: float = 0.0
-    brightness: tuple[float, float] = (0.75, 1.25)
-    contrast_p: float = 0.0
-    contrast: tuple[float, float] = (0.75, 1.25)
-    lowres_p: float = 0.0
-    lowres_scale: tuple[float, float] = (0.5, 1.0)
-    gamma_p: float = 0.0
-    gamma: tuple[float, float] = (0.7, 1.5)
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            if f.name.endswith("_p") and not 0.0 <= float(getattr(self, f.name)) <= 1.0:
-                raise ValueError(f"augment.{f.name} must be a probability in [0, 1], not {getattr(self, f.name)}")
-        if min(self.gamma) <= 0:
-            raise ValueError(f"augment.gamma must be a range of positive exponents, not {list(self.gamma)}")
-
-    @property
-    def active(self) -> bool:
-        """Whether any transform can fire."""
-        return any(getattr(self, f.name) > 0 for f in dataclasses.fields(self) if f.name.endswith("_p"))
-
-
-def augment_config(fields: Mapping | None) -> AugmentConfig:
-    """An :class:`AugmentConfig` from a config dict; ranges become tuples, unknown keys are ignored."""
-    names = {f.name for f in dataclasses.fields(AugmentConfig)}
-    values = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in dict(fields or {}).items() if k in names}
-    return AugmentConfig(**values)
+from discnet.data.augment_config import AugmentConfig
 
 
 def batch_generator(seed: int, epoch: int, step: int) -> torch.Generator:
@@ -204,16 +136,17 @@ def _resample(images, labels, out, chosen: list[int], angle, zoom, noise, mirror
             out[1][i].view(bands, h // bands, w).copy_(mask[j * bands : (j + 1) * bands, 0])
 
 
-def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _spatial(
+    images, labels, cfg: AugmentConfig, g: torch.Generator, inplace: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rotation, scaling, elastic deformation and the mirror as one resampling of the chosen slices.
 
-    Every draw is made for all samples (the generator advances alike whatever is chosen); the grids are
-    built only for the samples a warp applies to (with their mirror folded in) and resampled, the image
-    bilinearly, the mask by nearest neighbour. On a CPU, as many slices at a time as there are threads
-    (torch spreads a batch over the cores), so each grid is in cache when the mask reuses it (1.32x over 8ab8961,
+    Every draw is made for all samples (the generator advances alike whatever is chosen); grids are built
+    only for the warped samples (their mirror folded in). On a CPU, as many slices at a time as there are
+    threads, so each grid is in cache when the mask reuses it (1.32x over 8ab8961,
     ``experiments/benchmarks/results-cpu-augment-versions-8ab8961.json``); on a GPU, all in one call.
-    Elastic slices are resampled apart (the others' grid has two terms); slices that are only mirrored
-    are flipped, the others copied. Returns new tensors.
+    Elastic slices apart (the others' grid has two terms); slices only mirrored are flipped, the others
+    copied (``inplace``: left where they are, in the batch being overwritten).
     """
     n, (h, w) = len(images), images.shape[-2:]
     angle = torch.where(torch.rand(n, generator=g) < cfg.rotation_p, _uniform(n, (-1, 1), g), torch.zeros(n))
@@ -224,11 +157,11 @@ def _spatial(images, labels, cfg: AugmentConfig, g: torch.Generator) -> tuple[to
     noise = torch.randn(n, 2, coarse, coarse, generator=g) * cfg.elastic_magnitude * max(h, w)
     mirror = torch.rand(n, generator=g) < cfg.mirror_p
     warped = (angle != 0) | (zoom != 1) | elastic
-    out = torch.empty_like(images), torch.empty_like(labels)
+    out = (images, labels) if inplace else (torch.empty_like(images), torch.empty_like(labels))
     for deformed in (True, False):  # elastic slices apart: the others need only the two-term grid
         chosen = torch.nonzero(warped & (elastic if deformed else ~elastic)).flatten().tolist()
         _resample(images, labels, out, chosen, angle, zoom, noise if deformed else None, mirror)
-    for i in torch.nonzero(~warped).flatten().tolist():
+    for i in torch.nonzero(~warped & (mirror | (not inplace))).flatten().tolist():
         out[0][i], out[1][i] = (images[i].flip(-1), labels[i].flip(-1)) if mirror[i] else (images[i], labels[i])
     return out
 
@@ -291,18 +224,19 @@ def _intensity(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> None:
 
 
 def augment_batch(
-    images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator
+    images: torch.Tensor, labels: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator, inplace: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Augmented copies of a training batch; the inputs are not modified.
+    """Augmented copies of a training batch; the inputs are not modified unless ``inplace``.
 
     Args:
         images: (B, C, H, W) float network inputs (C > 1: neighbouring slices, warped alike).
         labels: (B, H, W) integer binary disc masks (warped by nearest neighbour: never blended).
         cfg: the preset.
         generator: the source of every random draw (see :func:`batch_generator`).
+        inplace: overwrite ``images`` and ``labels`` (a batch nobody else holds; the same values) and return them.
     """
     if not cfg.active:
         return images, labels
-    images, labels = _spatial(images, labels, cfg, generator)
+    images, labels = _spatial(images, labels, cfg, generator, inplace)
     _intensity(images, cfg, generator)
     return images, labels

@@ -22,7 +22,8 @@ from rich.progress import track
 from torch.utils.data import DataLoader, Dataset
 
 from discnet.data.allocator import keep_freed_memory
-from discnet.data.augment import augment_batch, augment_config, batch_generator
+from discnet.data.augment import augment_batch, batch_generator
+from discnet.data.augment_config import augment_config
 from discnet.data.cache import cache_key, cached_stack
 from discnet.data.default_data import ensure_default_data
 from discnet.data.manifest import load_manifest
@@ -257,11 +258,12 @@ class DiscDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         if trainer is None or not trainer.training or not self.augment.active:
             return batch
-        images, labels = batch
-        step = trainer.global_step
-        rank = getattr(trainer, "global_rank", 0)
-        generator = batch_generator(self.seed + 7919 * rank, trainer.current_epoch, step)
-        return augment_batch(images, labels, self.augment, generator)
+        return self.augmented(*batch, trainer.current_epoch, trainer.global_step, getattr(trainer, "global_rank", 0))
+
+    def augmented(self, images, labels, epoch: int, step: int, rank: int = 0):
+        """A training batch of this datamodule (its own: overwritten) augmented for (seed, epoch, step, rank)."""
+        generator = batch_generator(self.seed + 7919 * rank, epoch, step)
+        return augment_batch(images, labels, self.augment, generator, inplace=True)
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)

@@ -21,7 +21,8 @@ TIMING = """
 import sys, time, torch
 from omegaconf import OmegaConf
 from discnet.data.allocator import keep_freed_memory
-from discnet.data.augment import augment_batch, augment_config, batch_generator
+from discnet.data.augment import augment_batch, batch_generator
+from discnet.data.augment_config import augment_config
 if sys.argv[1] == "kept":
     keep_freed_memory()
 cfg = augment_config(OmegaConf.load(sys.argv[3]))

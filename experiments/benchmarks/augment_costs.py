@@ -27,6 +27,7 @@ from omegaconf import OmegaConf
 
 from discnet.data import augment
 from discnet.data.allocator import keep_freed_memory
+from discnet.data.augment_config import augment_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +62,7 @@ def main() -> None:
     p.add_argument("-o", "--output", type=Path, required=True)
     args = p.parse_args()
     keep_freed_memory()
-    cfg = augment.augment_config(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "augment" / "few_scans.yaml")))
+    cfg = augment_config(OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "augment" / "few_scans.yaml")))
     g = torch.Generator().manual_seed(0)
     size = (args.size, args.size)
     images = torch.rand(args.pool, 1, *size, generator=g)
@@ -77,7 +78,7 @@ def main() -> None:
         augment.augment_batch(*batch(step), cfg, augment.batch_generator(0, 0, step))
 
     def spatial(step):
-        augment._spatial(*batch(step), cfg, augment.batch_generator(0, 0, step))
+        augment._spatial(*batch(step), cfg, augment.batch_generator(0, 0, step), False)
 
     def intensity(step):
         augment._intensity(batch(step)[0].clone(), cfg, augment.batch_generator(0, 0, step))

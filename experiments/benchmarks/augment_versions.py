@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from discnet.data.augment_config import augment_config
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -67,7 +69,7 @@ def main() -> None:
     rates = {name: [] for name in versions}
     for _ in range(args.rounds):
         for name, module in versions.items():
-            cfg = module.augment_config(preset)
+            cfg = getattr(module, "augment_config", augment_config)(preset)  # later revisions: its own module
             start = time.perf_counter()
             for step in range(args.steps):
                 module.augment_batch(images, labels, cfg, module.batch_generator(0, 0, step))

@@ -22,7 +22,8 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
 from discnet.data.allocator import keep_freed_memory
-from discnet.data.augment import augment_batch, augment_config, batch_generator
+from discnet.data.augment import augment_batch, batch_generator
+from discnet.data.augment_config import augment_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,6 @@ from machine import synchronize
 from omegaconf import OmegaConf
 
 from discnet.data.allocator import keep_freed_memory
-from discnet.data.augment import augment_batch, batch_generator
 from discnet.data.datamodule import DiscDataModule
 from discnet.models.optimizer import build_optimizer
 from discnet.training.segmenter import DiscSegmenter
@@ -36,7 +35,7 @@ def _augmented(dm: DiscDataModule):
     """The datamodule's batches through its augmentation, as it hands them to training (its
     ``on_after_batch_transfer``, step by step)."""
     for step, (images, labels) in enumerate(dm.train_dataloader()):
-        yield augment_batch(images, labels, dm.augment, batch_generator(dm.seed, 0, step))
+        yield dm.augmented(images, labels, 0, step)
 
 
 def _torchio_loader(manifest, setup: Setup, batch_size: int):

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from discnet.data.augment import AugmentConfig, augment_batch, augment_config, batch_generator
+from discnet.data.augment import augment_batch, batch_generator
+from discnet.data.augment_config import AugmentConfig, augment_config
 
 FEW = augment_config(
     {
@@ -254,3 +255,35 @@ def test_the_warp_does_not_depend_on_how_many_slices_are_resampled_at_a_time(thr
     assert not torch.equal(whole[1], labels)  # slices were warped, in more than one chunk when threads=1
     torch.testing.assert_close(chunked[0], whole[0], atol=1e-6, rtol=0)
     assert torch.equal(chunked[1], whole[1])
+
+
+@pytest.mark.parametrize("size", [48, 47])  # 47 rows: not split into two bands
+def test_a_slice_resampled_alone_goes_through_bands_of_rows_with_the_same_result(size):
+    """grid_sample spreads only the batch over the threads: a lone slice is resampled as one band per thread."""
+    images, labels = _batch(n=1, size=size)
+    cfg = dataclasses.replace(AugmentConfig(), rotation_p=1.0, elastic_p=1.0, elastic_magnitude=0.03)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        whole = augment_batch(images, labels, cfg, batch_generator(0, 0, 2))
+        torch.set_num_threads(2)
+        banded = augment_batch(images, labels, cfg, batch_generator(0, 0, 2))
+    finally:
+        torch.set_num_threads(before)
+    assert not torch.equal(whole[1], labels)
+    assert torch.equal(banded[0], whole[0]) and torch.equal(banded[1], whole[1])
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 48, 48), (5, 3, 40, 56)])
+def test_in_place_the_batch_itself_gets_the_values_of_the_copy(shape):
+    g = torch.Generator().manual_seed(0)
+    images = torch.rand(*shape, generator=g)
+    labels = (torch.rand(shape[0], *shape[2:], generator=g) > 0.5).to(torch.uint8)
+    cfg = dataclasses.replace(FEW, rotation_p=0.5, elastic_p=0.3)
+    original = images.clone()
+    copy = augment_batch(images, labels, cfg, batch_generator(0, 0, 1))
+    own = images.clone(), labels.clone()
+    done = augment_batch(*own, cfg, batch_generator(0, 0, 1), inplace=True)
+    assert done[0] is own[0] and done[1] is own[1]
+    assert torch.equal(done[0], copy[0]) and torch.equal(done[1], copy[1])
+    assert torch.equal(images, original) and not torch.equal(copy[0], images)  # the copy left its input alone

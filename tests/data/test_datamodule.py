@@ -155,11 +155,16 @@ def test_augmentation_runs_on_training_batches_only_and_depends_on_seed_epoch_st
     dm.trainer = SimpleNamespace(training=False, global_step=0, current_epoch=0, global_rank=0)
     assert dm.on_after_batch_transfer(batch, 0) is batch  # validation: untouched
     dm.trainer = SimpleNamespace(training=True, global_step=3, current_epoch=1, global_rank=0)
-    first = dm.on_after_batch_transfer(batch, 0)
-    again = dm.on_after_batch_transfer(batch, 0)
+    def fresh():  # a batch as the loader hands it over: the datamodule's own, augmented in place
+        return tuple(t.clone() for t in batch)
+
+    own = fresh()
+    first = dm.on_after_batch_transfer(own, 0)
+    assert first[0] is own[0] and first[1] is own[1]
+    again = dm.on_after_batch_transfer(fresh(), 0)
     assert not torch.equal(first[0], batch[0]) and torch.equal(first[0], again[0])
     dm.trainer.global_step = 4
-    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], first[0])
+    assert not torch.equal(dm.on_after_batch_transfer(fresh(), 0)[0], first[0])
 
 
 def test_augmentation_settings_do_not_invalidate_the_slice_cache(manifest, tmp_path, monkeypatch):

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf, open_dict
 
-from discnet.data.augment import augment_config
+from discnet.data.augment_config import augment_config
 from discnet.data.preprocess import InputConfig
 from discnet.training.segmenter import DiscSegmenter
 from tests.paths import REPO
