@@ -132,5 +132,5 @@ sync: $(STAMP)  ## upload offline W&B runs (needs WANDB_API_KEY)
 	find . -path ./.venv -prune -o -type d -name 'offline-run-*' -print | xargs -r $(BIN)/wandb sync
 
 clean:  ## remove generated outputs (keeps .venv)
-	rm -rf outputs multirun $(DEMO) wandb logs .cache .pytest_cache .ruff_cache experiments/work experiments/*/work
+	rm -rf outputs multirun $(DEMO) wandb logs .cache .pytest_cache .ruff_cache experiments/work experiments/*/work data/synthetic
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
